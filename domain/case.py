@@ -1,0 +1,173 @@
+"""The state of one loan's collections case, and the pure rules that change it.
+
+The workflow owns one `CollectionCase`, passes it through continue-as-new, and calls these methods; they
+compute, the workflow orchestrates (timers, activities, search attributes).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from domain.calendar import days_past_due
+from domain.clock import CollectionsClock
+from domain.loan import Instalment, Loan, Payment
+from domain.promise import PromiseToPay
+from domain.strategy import Stage, Strategy
+
+Outcome = Literal["paid", "written_off", "litigation", "closed_by_servicing"]
+CloseReason = Literal["restructured", "sold", "cancelled", "settled", "other"]
+
+# History kept in the case (and in `status`) is bounded so continue-as-new payloads stay small; the full
+# record lives in PostgreSQL and in the workflow histories.
+HISTORY_LIMIT = 50
+PAYMENT_IDS_LIMIT = 1000
+
+
+class StepRecord(BaseModel):
+    key: str
+    step_id: str
+    action: str
+    stage: str
+    at: datetime  # collections time
+    result: str
+
+
+class Placement(BaseModel):
+    placement_id: str
+    agency_id: str
+    agency_name: str
+    placed_at: datetime
+    expires_at: datetime
+
+
+class PaymentEffect(BaseModel):
+    applied: bool
+    reason: str
+    arrears_before_minor: int = 0
+    arrears_after_minor: int = 0
+
+
+class CollectionCase(BaseModel):
+    loan: Loan
+    strategy: Strategy
+    segment: str
+    stage: Stage = "reminder"
+    clock: CollectionsClock
+    arrears: list[Instalment]
+    principal_outstanding_minor: int
+    paid_total_minor: int = 0
+    applied_payment_ids: list[str] = Field(default_factory=list)
+    done: list[str] = Field(default_factory=list)
+    forced: list[str] = Field(default_factory=list)
+    history: list[StepRecord] = Field(default_factory=list)
+    promises: list[PromiseToPay] = Field(default_factory=list)
+    broken_promises: int = 0
+    placement: Placement | None = None
+    documents: list[str] = Field(default_factory=list)
+    outcome: Outcome | None = None
+    outcome_reason: str | None = None
+    closed_at: datetime | None = None
+
+    @classmethod
+    def open(cls, loan: Loan, strategy: Strategy, clock: CollectionsClock) -> CollectionCase:
+        return cls(
+            loan=loan,
+            strategy=strategy,
+            segment=strategy.segment_for(loan),
+            clock=clock,
+            arrears=loan.instalments(),
+            principal_outstanding_minor=loan.principal_outstanding_minor,
+        )
+
+    # -- derived -------------------------------------------------------------------------------------------
+
+    @property
+    def arrears_minor(self) -> int:
+        return sum(i.amount_minor for i in self.arrears)
+
+    @property
+    def anchor(self) -> date:
+        """DPD counts from the oldest instalment still unpaid (re-anchored as payments clear instalments)."""
+        return self.arrears[0].due_date if self.arrears else self.loan.overdue_since
+
+    @property
+    def open_promise(self) -> PromiseToPay | None:
+        return next((p for p in self.promises if p.status == "open"), None)
+
+    @property
+    def closed(self) -> bool:
+        return self.outcome is not None
+
+    def dpd(self, now: datetime) -> int:
+        return days_past_due(self.anchor, now, self.loan.zone)
+
+    def local_today(self, now: datetime) -> date:
+        return now.astimezone(self.loan.zone).date()
+
+    # -- changes ---------------------------------------------------------------------------------------------
+
+    def apply_payment(self, payment: Payment, now: datetime) -> PaymentEffect:
+        """Apply a payment once, oldest instalment first; re-derive segment and anchor from the new state."""
+        before = self.arrears_minor
+        if payment.payment_id in self.applied_payment_ids:
+            return PaymentEffect(applied=False, reason="duplicate payment_id", arrears_before_minor=before,
+                                 arrears_after_minor=before)
+        if payment.currency != self.loan.currency:
+            return PaymentEffect(
+                applied=False,
+                reason=f"currency {payment.currency} does not match the loan's {self.loan.currency}",
+                arrears_before_minor=before,
+                arrears_after_minor=before,
+            )
+        self.applied_payment_ids = [*self.applied_payment_ids, payment.payment_id][-PAYMENT_IDS_LIMIT:]
+        remaining = payment.amount_minor
+        arrears: list[Instalment] = []
+        for instalment in self.arrears:
+            if remaining >= instalment.amount_minor:
+                remaining -= instalment.amount_minor
+                continue
+            if remaining > 0:
+                arrears.append(Instalment(due_date=instalment.due_date,
+                                          amount_minor=instalment.amount_minor - remaining))
+                remaining = 0
+            else:
+                arrears.append(instalment)
+        self.arrears = arrears
+        self.paid_total_minor += payment.amount_minor
+        self.principal_outstanding_minor = max(0, self.principal_outstanding_minor - payment.amount_minor)
+        promise = self.open_promise
+        if promise is not None:
+            promise.paid_toward_minor += payment.amount_minor
+            if promise.paid_toward_minor >= promise.amount_minor or not self.arrears:
+                promise.status = "kept"
+                promise.settled_at = now
+        if self.arrears:
+            # A smaller balance may move the loan to another segment (e.g. out of high_balance).
+            self.segment = self.loan.segment or self.strategy.segment_for(
+                self.loan.model_copy(update={"amount_overdue_minor": self.arrears_minor})
+            )
+        return PaymentEffect(applied=True, reason="applied", arrears_before_minor=before,
+                             arrears_after_minor=self.arrears_minor)
+
+    def record(self, record: StepRecord) -> None:
+        self.history = [*self.history, record][-HISTORY_LIMIT:]
+
+    def mark_done(self, key: str) -> None:
+        if key not in self.done:
+            self.done = [*self.done, key]
+        if key in self.forced:
+            self.forced = [k for k in self.forced if k != key]
+
+    def close(self, outcome: Outcome, reason: str, now: datetime) -> None:
+        if self.outcome is None:
+            self.outcome = outcome
+            self.outcome_reason = reason
+            self.closed_at = now
+            self.stage = "closed"
+            promise = self.open_promise
+            if promise is not None:
+                promise.status = "kept" if outcome == "paid" else "cancelled"
+                promise.settled_at = now

@@ -1,0 +1,237 @@
+"""Collections strategy as data: stages and steps keyed by DPD, per-segment overrides.
+
+A strategy is loaded from TOML and validated before any loan uses it, so a typo in a config file is a clear
+error naming the file and the field, never a loan that silently stops escalating. The workflow receives the
+validated strategy in its input: each loan keeps the strategy it started with (replay-safe), and a new
+strategy applies to loans started after it was deployed — no code release needed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from domain.loan import CURRENCIES, Loan, RiskGrade
+
+Stage = Literal["reminder", "deep_contact", "agency", "legal", "closed"]
+STAGE_ORDER: tuple[Stage, ...] = ("reminder", "deep_contact", "agency", "legal", "closed")
+Channel = Literal["sms", "email", "push"]
+Action = Literal[
+    "message",  # SMS / e-mail / app push through a channel adapter
+    "collector_task",  # a call, field visit or supervisor review for a collector
+    "place_with_agency",
+    "lawyer_letter",
+    "refer_to_litigation",  # ends the workflow with outcome `litigation`
+    "write_off",  # ends the workflow with outcome `written_off`
+]
+TaskKind = Literal["call", "visit", "review"]
+Dpd = Annotated[int, Field(ge=0, le=3650)]
+
+
+def stage_rank(stage: str) -> int:
+    return STAGE_ORDER.index(stage)  # type: ignore[arg-type]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(_Config):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    dpd: Dpd
+    stage: Stage
+    action: Action
+    channel: Channel | None = None
+    template: str | None = Field(default=None, max_length=64)
+    task: TaskKind | None = None
+    summary: str = Field(default="", max_length=120, description="what an operator reads in the Web UI")
+    repeat_every_days: int | None = Field(default=None, ge=1, le=90)
+    period_days: int | None = Field(default=None, ge=1, le=365, description="agency placement period")
+    response_days: int | None = Field(default=None, ge=1, le=90, description="lawyer's letter deadline")
+    min_amount_overdue_minor: dict[str, int] | None = Field(
+        default=None, description="run only when arrears reach this, per currency (e.g. { CNY = 500000 })"
+    )
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _fields_for_action(self) -> Step:
+        if self.action == "message" and (self.channel is None or self.template is None):
+            raise ValueError(f"step {self.id!r}: a message step needs 'channel' and 'template'")
+        if self.action == "collector_task" and self.task is None:
+            raise ValueError(f"step {self.id!r}: a collector_task step needs 'task' (call, visit or review)")
+        if self.action == "place_with_agency" and self.period_days is None:
+            raise ValueError(f"step {self.id!r}: a place_with_agency step needs 'period_days'")
+        if self.stage == "closed" and self.action != "write_off":
+            raise ValueError(f"step {self.id!r}: only a write_off step belongs to stage 'closed'")
+        if self.min_amount_overdue_minor:
+            for currency in self.min_amount_overdue_minor:
+                if currency not in CURRENCIES:
+                    raise ValueError(f"step {self.id!r}: unknown currency {currency!r} in min_amount_overdue_minor")
+        return self
+
+    def applies_to(self, amount_overdue_minor: int, currency: str) -> bool:
+        if not self.enabled:
+            return False
+        if self.min_amount_overdue_minor is None:
+            return True
+        threshold = self.min_amount_overdue_minor.get(currency)
+        return threshold is not None and amount_overdue_minor >= threshold
+
+
+class StepOverride(_Config):
+    dpd: Dpd | None = None
+    channel: Channel | None = None
+    template: str | None = None
+    enabled: bool | None = None
+    repeat_every_days: int | None = Field(default=None, ge=1, le=90)
+
+
+class SegmentMatch(_Config):
+    risk_grades: list[RiskGrade] | None = None
+    min_amount_overdue_minor: dict[str, int] | None = None
+    max_amount_overdue_minor: dict[str, int] | None = None
+
+    def matches(self, loan: Loan) -> bool:
+        if self.risk_grades is not None and loan.risk_grade not in self.risk_grades:
+            return False
+        if self.min_amount_overdue_minor is not None:
+            low = self.min_amount_overdue_minor.get(loan.currency)
+            if low is None or loan.amount_overdue_minor < low:
+                return False
+        if self.max_amount_overdue_minor is not None:
+            high = self.max_amount_overdue_minor.get(loan.currency)
+            if high is None or loan.amount_overdue_minor > high:
+                return False
+        return True
+
+
+class Segment(_Config):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    match: SegmentMatch = SegmentMatch()
+    overrides: dict[str, StepOverride] = Field(default_factory=dict, description="keyed by step id")
+
+
+class PromiseRules(_Config):
+    max_days_ahead: int = Field(default=30, ge=1, le=365, description="latest promise date from today")
+    grace_days: int = Field(default=2, ge=0, le=30)
+    broken_channel: Channel = "sms"
+    broken_template: str = "broken_promise"
+    escalate_after_broken: int = Field(
+        default=2, ge=1, le=10, description="this many broken promises move the loan to the next stage at once"
+    )
+
+
+class Strategy(_Config):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
+    version: int = Field(ge=1)
+    contact_time: time = Field(default=time(9, 0), description="borrower-local time a step becomes due")
+    promise: PromiseRules = PromiseRules()
+    steps: list[Step] = Field(min_length=1)
+    segments: list[Segment] = Field(default_factory=list, description="first match wins; else 'standard'")
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[Step]) -> list[Step]:
+        ids = [s.id for s in steps]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate step ids: {', '.join(duplicates)}")
+        ordered = sorted(steps, key=lambda s: (s.dpd, stage_rank(s.stage)))
+        _check_stage_order(ordered, "")
+        return ordered
+
+    @model_validator(mode="after")
+    def _segments(self) -> Strategy:
+        known = {s.id for s in self.steps}
+        for segment in self.segments:
+            unknown = sorted(set(segment.overrides) - known)
+            if unknown:
+                raise ValueError(f"segment {segment.name!r} overrides unknown steps: {', '.join(unknown)}")
+            _check_stage_order(self.steps_for(segment.name), f"segment {segment.name!r}: ")
+        return self
+
+    def segment_for(self, loan: Loan) -> str:
+        if loan.segment:
+            return loan.segment
+        for segment in self.segments:
+            if segment.match.matches(loan):
+                return segment.name
+        return "standard"
+
+    def steps_for(self, segment_name: str) -> list[Step]:
+        """The strategy's steps with the segment's overrides applied, in DPD order."""
+        segment = next((s for s in self.segments if s.name == segment_name), None)
+        if segment is None:
+            return list(self.steps)
+        steps = []
+        for step in self.steps:
+            override = segment.overrides.get(step.id)
+            if override is not None:
+                step = step.model_copy(update=override.model_dump(exclude_none=True))
+            steps.append(step)
+        return sorted(steps, key=lambda s: (s.dpd, stage_rank(s.stage)))
+
+
+def _check_stage_order(ordered: list[Step], where: str) -> None:
+    for earlier, later in zip(ordered, ordered[1:], strict=False):
+        if stage_rank(later.stage) < stage_rank(earlier.stage):
+            raise ValueError(
+                f"{where}step {later.id!r} (DPD {later.dpd}, {later.stage}) comes after "
+                f"{earlier.id!r} (DPD {earlier.dpd}, {earlier.stage}): stages must not go backwards"
+            )
+
+
+class StrategyError(ValueError):
+    """A strategy file that cannot be used, with one line per problem: file, field, message."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
+
+
+def _location(loc: tuple[int | str, ...], raw: dict[str, object]) -> str:
+    parts: list[str] = []
+    node: object = raw
+    for item in loc:
+        if isinstance(item, int) and isinstance(node, list) and item < len(node):
+            element = node[item]
+            ident = element.get("id") if isinstance(element, dict) else None
+            parts[-1] = f"{parts[-1]}[{item}{f' id={ident}' if ident else ''}]" if parts else str(item)
+            node = element
+        else:
+            parts.append(str(item))
+            node = node.get(str(item)) if isinstance(node, dict) else None
+    return ".".join(parts) or "(top level)"
+
+
+def parse_strategy(text: str, source: Path | str = "<strategy>") -> Strategy:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise StrategyError(source, [f"not valid TOML: {error}"]) from None
+    try:
+        return Strategy.model_validate(raw)
+    except ValidationError as error:
+        problems = [f"{_location(e['loc'], raw)}: {e['msg']}" for e in error.errors()]
+        raise StrategyError(source, problems) from None
+
+
+def load_strategy(path: Path | str) -> Strategy:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise StrategyError(path, [f"cannot read: {error.strerror}"]) from None
+    return parse_strategy(text, path)
+
+
+STRATEGY_DIR = Path(__file__).resolve().parent.parent / "strategies"
+
+
+def default_strategy() -> Strategy:
+    return load_strategy(STRATEGY_DIR / "default.toml")

@@ -1,0 +1,1 @@
+"""Running the product: settings, the embedded servers, migrations, `make run`."""

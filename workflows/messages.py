@@ -1,0 +1,83 @@
+"""Messages of LoanCollectionWorkflow: its input, signals, updates and query result.
+
+Names of the handlers are constants so the starter, the admin UI and the tests call them without typos.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.case import CloseReason, CollectionCase, Outcome, StepRecord
+from domain.loan import Loan
+from domain.promise import PromiseToPay
+from domain.strategy import Strategy
+
+WORKFLOW_NAME = "LoanCollectionWorkflow"
+TASK_QUEUE = "collections"
+PAYMENT_SIGNAL = "payment"
+CLOSE_SIGNAL = "close"
+PROMISE_UPDATE = "promise_to_pay"
+STATUS_QUERY = "status"
+
+
+def workflow_id(loan_id: str) -> str:
+    return f"collection-{loan_id}"
+
+
+class CollectionInput(BaseModel):
+    loan: Loan
+    strategy: Strategy
+    demo_day_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="DEMO ONLY: one collections day lasts this many real seconds. Never set in production.",
+    )
+    case: CollectionCase | None = Field(default=None, description="carried state on continue-as-new")
+
+
+class CloseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    reason: CloseReason
+    note: str | None = Field(default=None, max_length=500)
+
+
+class PromiseAccepted(BaseModel):
+    promise_id: str
+    deadline: datetime
+
+
+class NextStep(BaseModel):
+    key: str
+    action: str
+    stage: str
+    due_at: datetime  # collections time
+    summary: str
+
+
+class CollectionStatus(BaseModel):
+    loan_id: str
+    stage: str
+    segment: str
+    strategy: str
+    dpd: int
+    currency: str
+    amount_overdue_minor: int
+    principal_outstanding_minor: int
+    paid_total_minor: int
+    overdue_since: date
+    open_promise: PromiseToPay | None
+    promises: list[PromiseToPay]
+    broken_promises: int
+    last_step: StepRecord | None
+    next_step: NextStep | None
+    waiting_for: str
+    agency_placement_id: str | None
+    agency_name: str | None
+    documents: list[str]
+    outcome: Outcome | None
+    outcome_reason: str | None
+    collections_now: datetime
+    demo_speed: float
