@@ -113,8 +113,12 @@ class CollectionCase(BaseModel):
         """Apply a payment once, oldest instalment first; re-derive segment and anchor from the new state."""
         before = self.arrears_minor
         if payment.payment_id in self.applied_payment_ids:
-            return PaymentEffect(applied=False, reason="duplicate payment_id", arrears_before_minor=before,
-                                 arrears_after_minor=before)
+            return PaymentEffect(
+                applied=False,
+                reason="duplicate payment_id",
+                arrears_before_minor=before,
+                arrears_after_minor=before,
+            )
         if payment.currency != self.loan.currency:
             return PaymentEffect(
                 applied=False,
@@ -130,8 +134,9 @@ class CollectionCase(BaseModel):
                 remaining -= instalment.amount_minor
                 continue
             if remaining > 0:
-                arrears.append(Instalment(due_date=instalment.due_date,
-                                          amount_minor=instalment.amount_minor - remaining))
+                arrears.append(
+                    Instalment(due_date=instalment.due_date, amount_minor=instalment.amount_minor - remaining)
+                )
                 remaining = 0
             else:
                 arrears.append(instalment)
@@ -149,8 +154,12 @@ class CollectionCase(BaseModel):
             self.segment = self.loan.segment or self.strategy.segment_for(
                 self.loan.model_copy(update={"amount_overdue_minor": self.arrears_minor})
             )
-        return PaymentEffect(applied=True, reason="applied", arrears_before_minor=before,
-                             arrears_after_minor=self.arrears_minor)
+        return PaymentEffect(
+            applied=True,
+            reason="applied",
+            arrears_before_minor=before,
+            arrears_after_minor=self.arrears_minor,
+        )
 
     def record(self, record: StepRecord) -> None:
         self.history = [*self.history, record][-HISTORY_LIMIT:]

@@ -1,8 +1,9 @@
 """The collections clock: real time, or real time sped up for the demo.
 
-Production loans run at speed 1: a collections day is a day. The demo (`make run` with OVERDUE_DEMO_DAY_SECONDS)
-runs faster so a user can watch a loan go from reminder to legal in minutes. The clock maps the workflow's
-real time (`workflow.now()`) to collections time and back; both anchors travel with continue-as-new.
+Production loans run at speed 1: a collections day is a day. The demo (`make run` with
+OVERDUE_DEMO_DAY_SECONDS) runs faster so a user can watch a loan go from reminder to legal in minutes.
+The clock maps the workflow's real time (`workflow.now()`) to collections time and back; both anchors
+travel with continue-as-new.
 """
 
 from __future__ import annotations

@@ -50,7 +50,9 @@ def check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown IANA timezone {value!r} (e.g. 'Asia/Shanghai', 'America/New_York')") from None
+        raise ValueError(
+            f"unknown IANA timezone {value!r} (e.g. 'Asia/Shanghai', 'America/New_York')"
+        ) from None
     return value
 
 
@@ -109,7 +111,8 @@ class Loan(Strict):
     overdue_instalments: list[Instalment] | None = Field(
         default=None,
         max_length=120,
-        description="the missed instalments, if servicing sends them: payments clear the oldest first and DPD "
+        description="the missed instalments, if servicing sends them: payments clear the oldest first "
+        "and DPD "
         "re-anchors on the oldest still unpaid",
     )
 
@@ -129,7 +132,8 @@ class Loan(Strict):
             total = sum(i.amount_minor for i in self.overdue_instalments)
             if total != self.amount_overdue_minor:
                 raise ValueError(
-                    f"overdue_instalments add up to {total}, not amount_overdue_minor {self.amount_overdue_minor}"
+                    f"overdue_instalments add up to {total}, "
+                    f"not amount_overdue_minor {self.amount_overdue_minor}"
                 )
             first = min(i.due_date for i in self.overdue_instalments)
             if first != self.overdue_since:

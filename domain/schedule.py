@@ -71,9 +71,7 @@ def plan(
     repeated broken promises).
     """
     pending = [o for o in schedule if o.key not in done and stage_rank(o.step.stage) >= stage_rank(stage)]
-    due = [
-        o for o in pending if o.key in forced or due_instant(anchor, o.dpd, contact_time, zone) <= now
-    ]
+    due = [o for o in pending if o.key in forced or due_instant(anchor, o.dpd, contact_time, zone) <= now]
     run_now: list[Occurrence] = []
     skip: list[Occurrence] = []
     if due:

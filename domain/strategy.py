@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from datetime import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -33,7 +34,7 @@ Dpd = Annotated[int, Field(ge=0, le=3650)]
 
 
 def stage_rank(stage: str) -> int:
-    return STAGE_ORDER.index(stage)  # type: ignore[arg-type]
+    return STAGE_ORDER.index(stage)
 
 
 class _Config(BaseModel):
@@ -70,7 +71,9 @@ class Step(_Config):
         if self.min_amount_overdue_minor:
             for currency in self.min_amount_overdue_minor:
                 if currency not in CURRENCIES:
-                    raise ValueError(f"step {self.id!r}: unknown currency {currency!r} in min_amount_overdue_minor")
+                    raise ValueError(
+                        f"step {self.id!r}: unknown currency {currency!r} in min_amount_overdue_minor"
+                    )
         return self
 
     def applies_to(self, amount_overdue_minor: int, currency: str) -> bool:
@@ -121,7 +124,10 @@ class PromiseRules(_Config):
     broken_channel: Channel = "sms"
     broken_template: str = "broken_promise"
     escalate_after_broken: int = Field(
-        default=2, ge=1, le=10, description="this many broken promises move the loan to the next stage at once"
+        default=2,
+        ge=1,
+        le=10,
+        description="this many broken promises move the loan to the next stage at once",
     )
 
 
@@ -177,7 +183,7 @@ class Strategy(_Config):
 
 
 def _check_stage_order(ordered: list[Step], where: str) -> None:
-    for earlier, later in zip(ordered, ordered[1:], strict=False):
+    for earlier, later in pairwise(ordered):
         if stage_rank(later.stage) < stage_rank(earlier.stage):
             raise ValueError(
                 f"{where}step {later.id!r} (DPD {later.dpd}, {later.stage}) comes after "
