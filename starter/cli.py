@@ -1,0 +1,433 @@
+"""`python -m starter`: start loans from a file, report payments, record promises, close, inspect.
+
+    python -m starter start --file loans.csv [--strategy FILE] [--concurrency 20] [--demo-day-seconds 10]
+    python -m starter pay L-1 --amount 50000 --payment-id P-881 [--currency CNY] [--source servicing]
+    python -m starter promise L-1 --amount 50000 --date 2026-12-01 [--collector li.na] [--note "payday"]
+    python -m starter close L-1 --reason restructured [--note "new plan signed"]
+    python -m starter status L-1 [--json]
+
+Every input is validated before connecting to Temporal, so a bad amount, date or file row starts or signals
+nothing. Exit codes: 0 done; 1 Temporal unreachable, unknown loan or server error; 2 invalid input (one line
+per bad field on stderr); 3 promise rejected by the workflow (its reason on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import ValidationError
+from temporalio.service import RPCError
+
+from domain.case import CloseReason
+from domain.loan import Loan, format_money
+from domain.strategy import Strategy, StrategyError, load_strategy
+from stack.settings import Settings
+from starter.api import (
+    CollectionClosed,
+    CollectionsStarter,
+    InvalidRequest,
+    PromiseRejected,
+    StartFailed,
+    StartResult,
+    UnknownLoan,
+    build_close,
+    build_promise,
+    check_demo_day_seconds,
+    check_loan_id,
+    check_payment,
+    summarize,
+)
+from starter.connect import TemporalUnreachable, connect
+from starter.loaders import LoanFileError, load_loans
+from starter.problems import field_problems
+from workflows.messages import CollectionStatus
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_REJECTED = 3
+
+OPTIONS = {
+    "loan_id": "LOAN_ID",
+    "amount_minor": "--amount",
+    "payment_id": "--payment-id",
+    "currency": "--currency",
+    "source": "--source",
+    "received_at": "--received-at",
+    "due_date": "--date",
+    "collector": "--collector",
+    "note": "--note",
+    "reason": "--reason",
+    "concurrency": "--concurrency",
+    "demo_day_seconds": "--demo-day-seconds",
+}
+
+_WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]+$")
+
+
+class _Invalid(Exception):
+    """Invalid command-line input: the lines to print, one per bad field."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+def _lines(problems: Sequence[tuple[str, str]]) -> list[str]:
+    lines = []
+    for field, message in problems:
+        option = OPTIONS.get(field)
+        label = f"{field} ({option})" if option else field
+        lines.append(f"{label}: {message}" if field else message)
+    return lines
+
+
+class _Problems:
+    """Collects every bad field of a command before reporting, so one run shows all of them."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.items.append((field, message))
+
+    def check(self, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except InvalidRequest as error:
+            self.items += [p for p in error.problems if p not in self.items]
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise _Invalid(_lines(self.items))
+
+
+def _minor_units(problems: _Problems, text: str) -> int:
+    if not _WHOLE_NUMBER.match(text.strip()):
+        problems.add(
+            "amount_minor", f"must be a whole number of minor units (e.g. 123450 for 1,234.50), got {text!r}"
+        )
+        return 1
+    return int(text)
+
+
+def _loan_id(problems: _Problems, loan_id: str) -> str:
+    problems.check(lambda: check_loan_id(loan_id))
+    return loan_id
+
+
+# -- commands ------------------------------------------------------------------------------------------------
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise _Invalid(
+            [f"environment: {field}: {message}" for field, message in field_problems(error)]
+        ) from None
+
+
+def _prepare_start(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[Strategy, list[Loan], int, float | None]:
+    """Options, strategy and every loan of the file, all checked; every problem reported in one go."""
+    problems = _Problems()
+    concurrency = args.concurrency
+    if concurrency < 1:
+        problems.add("concurrency", f"must be at least 1 (got {concurrency})")
+    demo_day_seconds = (
+        args.demo_day_seconds if args.demo_day_seconds is not None else settings.demo_day_seconds
+    )
+    problems.check(lambda: check_demo_day_seconds(demo_day_seconds))
+    lines = _lines(problems.items)
+    strategy: Strategy | None = None
+    try:
+        strategy = load_strategy(args.strategy or settings.strategy_file)
+    except StrategyError as error:
+        lines += str(error).splitlines()
+    segments = None if strategy is None else {segment.name for segment in strategy.segments} | {"standard"}
+    loans: list[Loan] = []
+    try:
+        loans = load_loans(args.file, segments=segments)
+    except LoanFileError as error:
+        lines += error.problems
+    if lines or strategy is None:
+        raise _Invalid(lines)
+    return strategy, loans, concurrency, demo_day_seconds
+
+
+async def _start(args: argparse.Namespace, settings: Settings) -> int:
+    strategy, loans, concurrency, demo_day_seconds = _prepare_start(args, settings)
+    client = await connect(settings)
+    starter = CollectionsStarter(
+        client,
+        task_queue=settings.task_queue,
+        strategy=strategy,
+        demo_day_seconds=demo_day_seconds,
+        settings=settings,
+    )
+    try:
+        results = await starter.start_many(loans, concurrency=concurrency, progress=not args.no_progress)
+    except StartFailed as error:
+        _print_summary(len(loans), error.results)
+        for loan_id, failure in list(error.failures.items())[:20]:
+            print(f"{loan_id}: not started: {failure}", file=sys.stderr)
+        if len(error.failures) > 20:
+            print(
+                f"... and {len(error.failures) - 20} more; running the same file again is safe",
+                file=sys.stderr,
+            )
+        return EXIT_FAILED
+    _print_summary(len(loans), results)
+    return EXIT_OK
+
+
+def _print_summary(total: int, results: Mapping[str, StartResult]) -> None:
+    counts = summarize(results)
+    failed = total - len(results)
+    line = (
+        f"{total} loan{'s' if total != 1 else ''}: {counts['started']} started, "
+        f"{counts['already_running']} already running, {counts['already_closed']} already closed"
+    )
+    print(line + (f", {failed} failed" if failed else ""))
+
+
+async def _pay(args: argparse.Namespace, settings: Settings) -> int:
+    problems = _Problems()
+    loan_id = _loan_id(problems, args.loan_id)
+    amount = _minor_units(problems, args.amount)
+    received_at: datetime | None = None
+    if args.received_at is not None:
+        try:
+            received_at = datetime.fromisoformat(args.received_at)
+        except ValueError:
+            problems.add(
+                "received_at",
+                f"use ISO 8601 with an offset, e.g. 2026-11-25T10:00:00+08:00 (got {args.received_at!r})",
+            )
+    problems.check(lambda: check_payment(amount, args.payment_id, args.currency, received_at, args.source))
+    problems.raise_if_any()
+    starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
+    payment = await starter.pay(loan_id, amount, args.payment_id, args.currency, received_at, args.source)
+    amount_text = format_money(payment.amount_minor, payment.currency)
+    print(
+        f"payment {payment.payment_id} of {amount_text} sent to loan {loan_id} (applied once per payment id)"
+    )
+    return EXIT_OK
+
+
+async def _promise(args: argparse.Namespace, settings: Settings) -> int:
+    problems = _Problems()
+    loan_id = _loan_id(problems, args.loan_id)
+    amount = _minor_units(problems, args.amount)
+    due_date = date.today()
+    try:
+        due_date = date.fromisoformat(args.date)
+    except ValueError:
+        problems.add("due_date", f"not a date; use YYYY-MM-DD (got {args.date!r})")
+    problems.check(lambda: build_promise(amount, due_date, args.collector, args.note))
+    problems.raise_if_any()
+    starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
+    accepted = await starter.promise(loan_id, amount, due_date, args.collector, args.note)
+    deadline = _when(accepted.deadline)
+    print(f"promise {accepted.promise_id} accepted for loan {loan_id}: kept if paid before {deadline}")
+    return EXIT_OK
+
+
+async def _close(args: argparse.Namespace, settings: Settings) -> int:
+    problems = _Problems()
+    loan_id = _loan_id(problems, args.loan_id)
+    problems.check(lambda: build_close(args.reason, args.note))
+    problems.raise_if_any()
+    starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
+    await starter.close(loan_id, args.reason, args.note)
+    print(f"close ({args.reason}) sent to loan {loan_id}")
+    return EXIT_OK
+
+
+async def _status(args: argparse.Namespace, settings: Settings) -> int:
+    problems = _Problems()
+    loan_id = _loan_id(problems, args.loan_id)
+    problems.raise_if_any()
+    starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
+    status = await starter.status(loan_id)
+    print(status.model_dump_json(indent=2) if args.json else format_status(status))
+    return EXIT_OK
+
+
+# -- status table --------------------------------------------------------------------------------------------
+
+
+def _when(moment: datetime) -> str:
+    offset = moment.strftime("%z")
+    zone = "UTC" if offset in ("", "+0000") else f"{offset[:3]}:{offset[3:]}"
+    return f"{moment:%Y-%m-%d %H:%M} {zone}"
+
+
+def format_status(status: CollectionStatus) -> str:
+    """The status query as a short table an operator reads in a terminal."""
+
+    def money(amount: int) -> str:
+        return format_money(amount, status.currency)
+
+    rows: list[tuple[str, str]] = [
+        ("Loan", f"{status.loan_id} · segment {status.segment} · strategy {status.strategy}"),
+        ("Stage", status.stage),
+        ("DPD", f"{status.dpd} (overdue since {status.overdue_since.isoformat()})"),
+        (
+            "Arrears",
+            f"{money(status.amount_overdue_minor)} overdue · "
+            f"{money(status.principal_outstanding_minor)} principal outstanding · "
+            f"{money(status.paid_total_minor)} paid",
+        ),
+    ]
+    promise = status.open_promise
+    if promise is not None:
+        rows.append(
+            (
+                "Open promise",
+                f"{format_money(promise.amount_minor, promise.currency)} by {promise.due_date.isoformat()} "
+                f"(kept if paid before {_when(promise.deadline)}) · collector {promise.collector} · "
+                f"{format_money(promise.paid_toward_minor, promise.currency)} paid toward it",
+            )
+        )
+    else:
+        rows.append(("Open promise", "none"))
+    if status.promises:
+        rows.append(("Promises", f"{len(status.promises)} made, {status.broken_promises} broken"))
+    last = status.last_step
+    rows.append(
+        (
+            "Last step",
+            f"{_when(last.at)} · {last.key} ({last.stage}, {last.action}): {last.result}" if last else "none",
+        )
+    )
+    upcoming = status.next_step
+    rows.append(
+        (
+            "Next step",
+            f"{_when(upcoming.due_at)} · {upcoming.key} ({upcoming.stage}, {upcoming.action})"
+            + (f": {upcoming.summary}" if upcoming.summary else "")
+            if upcoming
+            else "none",
+        )
+    )
+    rows.append(("Waiting for", status.waiting_for or "-"))
+    if status.agency_name or status.agency_placement_id:
+        rows.append(
+            ("Agency", f"{status.agency_name or '?'} (placement {status.agency_placement_id or '?'})")
+        )
+    if status.documents:
+        rows.append(("Documents", ", ".join(status.documents)))
+    outcome: str = status.outcome or "open"
+    if status.outcome_reason:
+        outcome += f" ({status.outcome_reason})"
+    rows.append(("Outcome", outcome))
+    clock = _when(status.collections_now)
+    if status.demo_speed and status.demo_speed != 1.0:
+        clock += f" · demo clock ×{status.demo_speed:g}"
+    rows.append(("Collections now", clock))
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+# -- entry point ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m starter",
+        description="Start loans into collections and report payments, promises and closures. "
+        "Temporal is reached at TEMPORAL_ADDRESS (default localhost:7233).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    start = commands.add_parser("start", help="start collections for every loan of a file (idempotent)")
+    start.add_argument("--file", required=True, type=Path, help="loans as .json, .jsonl or .csv")
+    start.add_argument(
+        "--strategy", type=Path, help="strategy TOML (default: OVERDUE_STRATEGY_FILE or default)"
+    )
+    start.add_argument("--concurrency", type=int, default=20, help="start calls in flight (default 20)")
+    start.add_argument(
+        "--demo-day-seconds",
+        type=float,
+        help="DEMO ONLY: one collections day lasts this many seconds (default OVERDUE_DEMO_DAY_SECONDS)",
+    )
+    start.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    pay = commands.add_parser("pay", help="report a payment (applied at most once per payment id)")
+    pay.add_argument("loan_id", metavar="LOAN_ID")
+    pay.add_argument("--amount", required=True, metavar="MINOR", help="minor units, e.g. 123450 for 1,234.50")
+    pay.add_argument("--payment-id", required=True, metavar="ID", help="servicing's unique payment id")
+    pay.add_argument("--currency", help="ISO 4217 code (default: the loan's currency)")
+    pay.add_argument("--source", default="servicing", help="servicing, agency, borrower or collector")
+    pay.add_argument("--received-at", metavar="ISO", help="when it was received, with offset (default now)")
+
+    promise = commands.add_parser("promise", help="record a promise to pay (accepted or rejected at once)")
+    promise.add_argument("loan_id", metavar="LOAN_ID")
+    promise.add_argument(
+        "--amount", required=True, metavar="MINOR", help="minor units, e.g. 50000 for 500.00"
+    )
+    promise.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="promised date, borrower-local")
+    promise.add_argument(
+        "--collector", default=os.environ.get("USER") or "cli", help="who took the promise (default $USER)"
+    )
+    promise.add_argument("--note")
+
+    close = commands.add_parser("close", help="end the collection for a reason outside collections")
+    close.add_argument("loan_id", metavar="LOAN_ID")
+    close.add_argument("--reason", required=True, metavar="{" + ",".join(get_args(CloseReason)) + "}")
+    close.add_argument("--note")
+
+    status = commands.add_parser("status", help="where a loan stands")
+    status.add_argument("loan_id", metavar="LOAN_ID")
+    status.add_argument("--json", action="store_true", help="the full status as JSON")
+    return parser
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]] = {
+    "start": _start,
+    "pay": _pay,
+    "promise": _promise,
+    "close": _close,
+    "status": _status,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings()
+        return asyncio.run(COMMANDS[args.command](args, settings))
+    except _Invalid as error:
+        for line in error.lines:
+            print(line, file=sys.stderr)
+        return EXIT_INVALID
+    except TemporalUnreachable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except PromiseRejected as error:
+        print(f"promise rejected: {error.reason}", file=sys.stderr)
+        return EXIT_REJECTED
+    except (UnknownLoan, CollectionClosed) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except StrategyError as error:
+        for line in str(error).splitlines():
+            print(line, file=sys.stderr)
+        return EXIT_INVALID
+    except RPCError as error:
+        print(f"error: Temporal refused the request: {error.message} ({error.status.name})", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted; running the same command again is safe", file=sys.stderr)
+        return 130

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest_asyncio
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from domain.loan import Borrower, Instalment, Loan
+from domain.strategy import Strategy, default_strategy
+from tests.workflows.fakes import FakeActivities
+from workflows.loan_collection import LoanCollectionWorkflow
+from workflows.messages import WORKFLOW_NAME, CollectionInput, CollectionStatus, workflow_id
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def make_loan(
+    now: datetime,
+    *,
+    dpd: int,
+    amount: int = 150_000,
+    principal: int | None = None,
+    risk: str = "C",
+    instalments: list[tuple[int, int]] | None = None,
+    email: str | None = "li.lei@example.cn",
+) -> Loan:
+    """A CNY loan overdue for `dpd` borrower-local days; instalments as (days before today, amount)."""
+    today = now.astimezone(SHANGHAI).date()
+    overdue_since = today - timedelta(days=dpd)
+    return Loan(
+        loan_id=f"L-{uuid.uuid4().hex[:10]}",
+        borrower=Borrower(
+            name="李雷", phone="+8613800138000", email=email, locale="zh-CN", timezone="Asia/Shanghai"
+        ),
+        currency="CNY",
+        amount_overdue_minor=amount,
+        principal_outstanding_minor=principal if principal is not None else amount * 4,
+        overdue_since=overdue_since,
+        risk_grade=risk,  # type: ignore[arg-type]
+        overdue_instalments=[Instalment(due_date=today - timedelta(days=d), amount_minor=a) for d, a in instalments]
+        if instalments
+        else None,
+    )
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    client: Client
+    task_queue: str
+    fakes: FakeActivities
+    started: list[WorkflowHandle] = field(default_factory=list)
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+    async def today(self) -> date:
+        return (await self.now()).astimezone(SHANGHAI).date()
+
+    async def start(self, loan: Loan, strategy: Strategy | None = None, **kwargs: object) -> WorkflowHandle:
+        handle = await self.client.start_workflow(
+            WORKFLOW_NAME,
+            CollectionInput(loan=loan, strategy=strategy or default_strategy(), **kwargs),  # type: ignore[arg-type]
+            id=workflow_id(loan.loan_id),
+            task_queue=self.task_queue,
+            result_type=CollectionStatus,
+        )
+        self.started.append(handle)
+        return handle
+
+    async def terminate_running(self) -> None:
+        # The time-skipping server cannot skip time while a left-over workflow has tasks no worker polls;
+        # each test therefore ends its own loans.
+        for handle in self.started:
+            try:
+                await handle.terminate("test finished")
+            except RPCError:
+                pass  # already completed
+
+
+@pytest_asyncio.fixture
+async def harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Harness]:
+    fakes = FakeActivities()
+    task_queue = f"wf-{uuid.uuid4().hex}"
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=task_queue,
+        workflows=[LoanCollectionWorkflow],
+        activities=fakes.all(),
+    ):
+        harness = Harness(time_skipping_env, time_skipping_env.client, task_queue, fakes)
+        yield harness
+        await harness.terminate_running()
