@@ -43,8 +43,10 @@ def make_loan(
         amount_overdue_minor=amount,
         principal_outstanding_minor=principal if principal is not None else amount * 4,
         overdue_since=overdue_since,
-        risk_grade=risk,  # type: ignore[arg-type]
-        overdue_instalments=[Instalment(due_date=today - timedelta(days=d), amount_minor=a) for d, a in instalments]
+        risk_grade=risk,
+        overdue_instalments=[
+            Instalment(due_date=today - timedelta(days=d), amount_minor=a) for d, a in instalments
+        ]
         if instalments
         else None,
     )
@@ -67,7 +69,7 @@ class Harness:
     async def start(self, loan: Loan, strategy: Strategy | None = None, **kwargs: object) -> WorkflowHandle:
         handle = await self.client.start_workflow(
             WORKFLOW_NAME,
-            CollectionInput(loan=loan, strategy=strategy or default_strategy(), **kwargs),  # type: ignore[arg-type]
+            CollectionInput(loan=loan, strategy=strategy or default_strategy(), **kwargs),
             id=workflow_id(loan.loan_id),
             task_queue=self.task_queue,
             result_type=CollectionStatus,

@@ -20,7 +20,7 @@ class FakeActivities:
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
 
-    def of(self, name: str) -> list:  # type: ignore[type-arg]
+    def of(self, name: str) -> list:
         return [request for n, request in self.calls if n == name]
 
     @activity.defn(name=contracts.SEND_MESSAGE)
@@ -33,7 +33,9 @@ class FakeActivities:
         )
 
     @activity.defn(name=contracts.CREATE_COLLECTOR_TASK)
-    async def create_collector_task(self, request: contracts.CollectorTaskRequest) -> contracts.CollectorTaskReceipt:
+    async def create_collector_task(
+        self, request: contracts.CollectorTaskRequest
+    ) -> contracts.CollectorTaskReceipt:
         self.calls.append((contracts.CREATE_COLLECTOR_TASK, request))
         return contracts.CollectorTaskReceipt(task_id=f"t-{len(self.calls)}", duplicate=False)
 
@@ -56,9 +58,13 @@ class FakeActivities:
         return contracts.RecallReceipt(placement_id=request.placement_id, recalled=True)
 
     @activity.defn(name=contracts.GENERATE_LAWYER_LETTER)
-    async def generate_lawyer_letter(self, request: contracts.LawyerLetterRequest) -> contracts.LawyerLetterReceipt:
+    async def generate_lawyer_letter(
+        self, request: contracts.LawyerLetterRequest
+    ) -> contracts.LawyerLetterReceipt:
         self.calls.append((contracts.GENERATE_LAWYER_LETTER, request))
-        return contracts.LawyerLetterReceipt(document_id="doc-1", sha256="ab" * 32, size_bytes=1000, duplicate=False)
+        return contracts.LawyerLetterReceipt(
+            document_id="doc-1", sha256="ab" * 32, size_bytes=1000, duplicate=False
+        )
 
     @activity.defn(name=contracts.REFER_TO_LITIGATION)
     async def refer_to_litigation(
@@ -67,7 +73,7 @@ class FakeActivities:
         self.calls.append((contracts.REFER_TO_LITIGATION, request))
         return contracts.LitigationReferralReceipt(case_id="case-1", duplicate=False)
 
-    def all(self) -> list:  # type: ignore[type-arg]
+    def all(self) -> list:
         return [
             self.send_message,
             self.create_collector_task,

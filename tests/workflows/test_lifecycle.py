@@ -12,11 +12,11 @@ from tests.workflows.conftest import Harness, make_loan
 from workflows.messages import PAYMENT_SIGNAL, PROMISE_UPDATE, STATUS_QUERY, CollectionStatus, PromiseAccepted
 
 
-async def status(handle) -> CollectionStatus:  # type: ignore[no-untyped-def]
+async def status(handle) -> CollectionStatus:
     return await handle.query(STATUS_QUERY, result_type=CollectionStatus)
 
 
-def payment(payment_id: str, amount: int, when) -> Payment:  # type: ignore[no-untyped-def]
+def payment(payment_id: str, amount: int, when) -> Payment:
     return Payment(payment_id=payment_id, amount_minor=amount, currency="CNY", received_at=when)
 
 
@@ -43,7 +43,9 @@ async def test_promise_kept_closes_as_paid(harness: Harness) -> None:
 
     accepted = await handle.execute_update(
         PROMISE_UPDATE,
-        PromiseRequest(amount_minor=loan.amount_overdue_minor, due_date=today + timedelta(days=5), collector="c1"),
+        PromiseRequest(
+            amount_minor=loan.amount_overdue_minor, due_date=today + timedelta(days=5), collector="c1"
+        ),
         result_type=PromiseAccepted,
     )
     assert accepted.promise_id
@@ -229,7 +231,9 @@ async def test_close_signal_recalls_placement_and_ends(harness: Harness) -> None
 
 async def test_placement_expires_and_is_recalled(harness: Harness) -> None:
     strategy = default_strategy()
-    short = [s.model_copy(update={"period_days": 20}) if s.id == "agency_placement" else s for s in strategy.steps]
+    short = [
+        s.model_copy(update={"period_days": 20}) if s.id == "agency_placement" else s for s in strategy.steps
+    ]
     loan = make_loan(await harness.now(), dpd=46)
     handle = await harness.start(loan, strategy=strategy.model_copy(update={"steps": short}))
     await harness.env.sleep(timedelta(hours=1))
