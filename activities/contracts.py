@@ -24,8 +24,15 @@ GENERATE_LAWYER_LETTER = "generate_lawyer_letter"
 REFER_TO_LITIGATION = "refer_to_litigation"
 
 # Error types raised as non-retryable ApplicationError; the workflow decides the fallback.
-CONTACT_POINT_INVALID = "ContactPointInvalid"
-NO_AGENCY_AVAILABLE = "NoAgencyAvailable"
+CONTACT_POINT_INVALID = "ContactPointInvalid"  # the recipient is not a valid phone / e-mail for the channel
+NO_AGENCY_AVAILABLE = "NoAgencyAvailable"  # no active agency for the segment has capacity left
+UNKNOWN_TEMPLATE = "UnknownTemplate"  # no such message template, or not in that locale
+TEMPLATE_VARIABLE_MISSING = "TemplateVariableMissing"  # the template needs a variable the request lacks
+INVALID_REQUEST = "InvalidRequest"  # a field the database or the rules reject (currency, amount, dates)
+IDEMPOTENCY_KEY_CONFLICT = "IdempotencyKeyConflict"  # the key was already used for another loan
+LOAN_ALREADY_PLACED = "LoanAlreadyPlaced"  # the loan is with an agency under another key; recall it first
+PLACEMENT_NOT_FOUND = "PlacementNotFound"  # recall of a placement that is not this loan's
+UNKNOWN_DOCUMENT = "UnknownDocument"  # a litigation referral naming a document this loan does not have
 
 
 class _Contract(BaseModel):
@@ -43,7 +50,9 @@ class MessageRequest(_Contract):
     template: str
     locale: Locale
     recipient: str = Field(description="E.164 phone, e-mail address or app account (loan id) by channel")
-    variables: dict[str, str] = Field(default_factory=dict, description="template variables, already formatted")
+    variables: dict[str, str] = Field(
+        default_factory=dict, description="template variables, already formatted"
+    )
 
 
 class MessageReceipt(_Contract):
