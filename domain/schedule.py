@@ -1,10 +1,10 @@
 """Which step runs now and which comes next, from the strategy and the loan's state.
 
-The rule that keeps a late joiner (or a loan resuming after a promise) from flooding the borrower: of all the
-steps whose time has passed and that have not run, only those of the latest stage run: its one-off steps of the
-latest DPD, and each repeating step once (its latest occurrence); everything earlier is recorded as skipped. A loan entering collections at DPD 40 therefore
-joins deep contact (the supervisor review of DPD 30 and the call due at DPD 39) and never replays the DPD 1-7
-reminders. Stages never go backwards.
+The rule that keeps a late joiner (or a loan resuming after a promise) from flooding the borrower: of all
+the steps whose time has passed and that have not run, only those of the latest stage run: its one-off steps
+of the latest DPD, and each repeating step once (its latest occurrence); everything earlier is recorded as
+skipped. A loan entering collections at DPD 40 therefore joins deep contact (the supervisor review of DPD 30
+and the call due at DPD 39) and never replays the DPD 1-7 reminders. Stages never go backwards.
 """
 
 from __future__ import annotations

@@ -102,5 +102,5 @@ async def test_zero_amount_never_reaches_the_workflow() -> None:
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError) as failure:
-        PromiseRequest(amount_minor=0, due_date="2026-12-01", collector="c1")  # type: ignore[arg-type]
+        PromiseRequest(amount_minor=0, due_date="2026-12-01", collector="c1")
     assert failure.value.errors()[0]["loc"] == ("amount_minor",)
