@@ -1,0 +1,29 @@
+"""Histories recorded from earlier versions still replay: a change that would break running loans fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.loan_collection import LoanCollectionWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+TEXTS = {path: path.read_text() for path in HISTORIES}
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_recorded_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(f"collection-{path.stem}", TEXTS[path])
+    replayer = Replayer(workflows=[LoanCollectionWorkflow], data_converter=pydantic_data_converter)
+
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+
+    assert result.replay_failure is None
+
+
+def test_there_is_a_history_to_replay() -> None:
+    assert HISTORIES, "record one with: python -m tests.workflows.record_history lifecycle_v1"
