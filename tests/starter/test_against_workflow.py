@@ -1,0 +1,47 @@
+"""The servicing API against the real LoanCollectionWorkflow on the dev server `make run` uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from domain.strategy import default_strategy
+from starter.api import CollectionsStarter, PromiseRejected
+from tests.workflows.conftest import SHANGHAI, make_loan
+from tests.workflows.fakes import FakeActivities
+from workflows.loan_collection import LoanCollectionWorkflow
+
+
+async def test_start_promise_pay_status_round_trip(local_client: Client, task_queue: str) -> None:
+    fakes = FakeActivities()
+    starter = CollectionsStarter(local_client, task_queue=task_queue, strategy=default_strategy())
+    loan = make_loan(datetime.now(UTC), dpd=20, amount=80_000)
+    today = datetime.now(UTC).astimezone(SHANGHAI).date()
+    async with Worker(
+        local_client, task_queue=task_queue, workflows=[LoanCollectionWorkflow], activities=fakes.all()
+    ):
+        assert await starter.start_loan(loan) == "started"
+        assert await starter.start_loan(loan) == "already_running"
+
+        with pytest.raises(PromiseRejected) as rejected:
+            await starter.promise(loan.loan_id, 90_000, today + timedelta(days=3), collector="li.na")
+        assert "amount_minor: 90000 is more than the amount overdue (80000)" in str(rejected.value)
+
+        accepted = await starter.promise(loan.loan_id, 30_000, today + timedelta(days=3), collector="li.na")
+        await starter.pay(loan.loan_id, 30_000, payment_id="P-1")
+        await starter.pay(loan.loan_id, 30_000, payment_id="P-1")  # a retry by servicing: applied once
+        status = await starter.status(loan.loan_id)
+
+        assert status.paid_total_minor == 30_000 and status.amount_overdue_minor == 50_000
+        assert [(p.promise_id, p.status) for p in status.promises] == [(accepted.promise_id, "kept")]
+        assert status.stage == "deep_contact"
+
+        await starter.pay(loan.loan_id, 50_000, payment_id="P-2")
+        await starter.handle(loan.loan_id).result()
+        final = await starter.status(loan.loan_id)  # a closed workflow still answers its status query
+
+    assert final.outcome == "paid" and final.amount_overdue_minor == 0
+    assert await starter.start_loan(loan) == "already_closed"
