@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     temporal_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("TEMPORAL_API_KEY", "OVERDUE_TEMPORAL_API_KEY")
     )
-    temporal_tls: bool = Field(default=False, validation_alias=AliasChoices("TEMPORAL_TLS", "OVERDUE_TEMPORAL_TLS"))
+    temporal_tls: bool = Field(
+        default=False, validation_alias=AliasChoices("TEMPORAL_TLS", "OVERDUE_TEMPORAL_TLS")
+    )
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "OVERDUE_DATABASE_URL")
     )

@@ -1,0 +1,338 @@
+"""`make run`: the whole product on one machine, with nothing to install but the Python package.
+
+Starts the embedded Temporal dev server (unless TEMPORAL_ADDRESS is set) and the embedded PostgreSQL (unless
+DATABASE_URL is set), applies migrations, runs the worker in this process, loads the demo portfolio, and
+prints where to look. Ctrl-C (or SIGTERM) stops the worker, then Temporal, then PostgreSQL, and exits 0.
+State lives in OVERDUE_STATE_DIR (.state/): running again resumes every loan where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+import psutil
+from pydantic import Field
+
+from stack.embedded import (
+    DEFAULT_PORT,
+    DEFAULT_UI_PORT,
+    EmbeddedServerError,
+    ResolvedDatabase,
+    ResolvedTemporal,
+    redact_url,
+    resolve_database_url,
+    resolve_temporal,
+)
+from stack.logs import configure_logging, get_logger
+from stack.settings import ROOT, Settings
+from stack.worker_runtime import install_metrics_runtime, run_worker
+
+log = get_logger("overdue.stack")
+
+EXAMPLE_QUERY = 'CollectionStage="reminder"'
+EXAMPLE_LOAN = "DEMO-0001"
+
+
+class StackSettings(Settings):
+    """Settings of `make run` only (same OVERDUE_ prefix)."""
+
+    temporal_port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="embedded Temporal's gRPC")
+    temporal_ui_port: int = Field(default=DEFAULT_UI_PORT, ge=1, le=65535, description="embedded Web UI")
+    demo_loans: int = Field(default=300, ge=0, le=9999, description="demo portfolio size (0: none)")
+    demo_seed: int = 7
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _elapsed_since_process_start() -> float:
+    try:
+        return time.time() - psutil.Process().create_time()
+    except psutil.Error:
+        return time.process_time()
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the project when inside it (shorter to read and to paste)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _lock_state_dir(state_dir: Path) -> IO[str]:
+    """One `make run` per state dir: a second one would share (and stop) the first one's servers."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = (state_dir / "run.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        other = handle.read().strip() or "?"
+        handle.close()
+        raise StackError(
+            f"another `make run` (pid {other}) is already using {_shown(state_dir)}: stop it first "
+            "(Ctrl-C in its terminal), or give this one its own OVERDUE_STATE_DIR and ports"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def describe_demo_result(counts: dict[str, int], failed: int = 0) -> str:
+    """'300 started, 0 already running, 0 already closed' from demo.portfolio.load_demo's counts."""
+    parts = [f"{value} {key.replace('_', ' ')}" for key, value in counts.items() if key != "loans"]
+    if failed:
+        parts.append(f"{failed} failed to start (see the log; make run again retries them)")
+    return ", ".join(parts)
+
+
+async def _load_demo(settings: StackSettings, client: Any) -> str:
+    from demo.portfolio import load_demo
+    from domain.strategy import load_strategy
+    from starter.api import CollectionsStarter, StartFailed, summarize
+
+    starter = CollectionsStarter(
+        client,
+        task_queue=settings.task_queue,
+        strategy=load_strategy(settings.strategy_file),
+        demo_day_seconds=settings.demo_day_seconds,
+        settings=settings,
+    )
+    try:
+        counts = await load_demo(starter, settings.demo_loans, settings.demo_seed, date.today())
+    except StartFailed as error:
+        for loan_id, failure in error.failures.items():
+            log.error("demo loan not started", loan_id=loan_id, error=str(failure))
+        return describe_demo_result(dict(summarize(error.results)), failed=len(error.failures))
+    return describe_demo_result(counts)
+
+
+def banner(
+    settings: StackSettings,
+    temporal: ResolvedTemporal,
+    database: ResolvedDatabase,
+    demo: str,
+    timings: dict[str, float],
+    ready_after: float,
+    log_file: Path,
+) -> str:
+    ns = settings.temporal_namespace
+    py = ".venv/bin/python"
+    address = temporal.server.display_target if temporal.server is not None else temporal.address
+    env = ""
+    if temporal.server is not None and temporal.server.port != DEFAULT_PORT:
+        env = f"TEMPORAL_ADDRESS={address} "
+    lines = ["", "=" * 100]
+    order = ["Temporal", "PostgreSQL", "migrations", "demo portfolio"]
+    steps = ", ".join(f"{name} {timings[name]:.1f}s" for name in order if name in timings)
+    lines.append(f" Overdue is ready in {ready_after:.1f}s wall time from start ({steps})")
+    lines.append("-" * 100)
+    if temporal.ui_url:
+        workflows = f"{temporal.ui_url}/namespaces/{ns}/workflows"
+        lines.append(f" Temporal Web UI   {workflows}")
+        lines.append(f" Example query     {EXAMPLE_QUERY}   (paste into the Web UI's search box)")
+        lines.append(f"                   {workflows}?query={quote(EXAMPLE_QUERY)}")
+    else:
+        lines.append(f" Temporal Web UI   your cluster's Web UI (TEMPORAL_ADDRESS={temporal.address})")
+        lines.append(f" Example query     {EXAMPLE_QUERY}")
+    lines.append(f" Temporal gRPC     {address}   namespace {ns}, task queue {settings.task_queue}")
+    lines.append(f" DATABASE_URL      {redact_url(database.url)}")
+    lines.append(f" Demo portfolio    {settings.demo_loans} loans (seed {settings.demo_seed}): {demo}")
+    if settings.demo_day_seconds:
+        lines.append("!" * 100)
+        lines.append(
+            f" DEMO TIME SCALE ON: one collections day = {settings.demo_day_seconds:g} real seconds. "
+            "Demo only: never set it in production."
+        )
+        lines.append(
+            " Loans started by this run use it; loans already running keep the scale they started with "
+            "(make reset for a fresh demo)."
+        )
+        lines.append("!" * 100)
+    else:
+        lines.append(
+            " Demo time scale   off: a collections day is a real day "
+            "(make run DEMO_DAY_SECONDS=10 for one day per 10 s)"
+        )
+    lines.append(f" Logs              {_shown(log_file)} (JSON)")
+    lines.append("")
+    lines.append(" Try:")
+    lines.append(f"   {env}{py} -m starter status {EXAMPLE_LOAN}")
+    promise_date = (date.today() + timedelta(days=7)).isoformat()
+    lines.append(f"   {env}{py} -m starter pay {EXAMPLE_LOAN} --amount 10000 --payment-id P-1  # minor units")
+    lines.append(f"   {env}{py} -m starter promise {EXAMPLE_LOAN} --amount 50000 --date {promise_date}")
+    lines.append(f"   {env}{py} -m starter --help")
+    lines.append(
+        f"   .venv/bin/temporal workflow list --address {address} --namespace {ns} --query '{EXAMPLE_QUERY}'"
+    )
+    lines.append("")
+    state = _shown(settings.state_dir)
+    lines.append(f" Press Ctrl-C to stop. State is kept in {state}/: make run resumes it.")
+    lines.append("=" * 100)
+    return "\n".join(lines)
+
+
+async def _timed(timings: dict[str, float], name: str, work: Awaitable[Any]) -> Any:
+    started = time.monotonic()
+    try:
+        return await work
+    finally:
+        timings[name] = time.monotonic() - started
+
+
+async def _first_of(*waitables: asyncio.Task[Any] | asyncio.Event) -> None:
+    """Wait until one task finishes or one event is set."""
+    waiting = [w if isinstance(w, asyncio.Task) else asyncio.create_task(w.wait()) for w in waitables]
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter, original in zip(waiting, waitables, strict=True):
+            if waiter is not original:
+                waiter.cancel()
+
+
+async def serve(settings: StackSettings) -> int:
+    from activities.db import create_pool
+    from stack.migrate import apply_migrations
+    from starter.connect import connect
+
+    stop = asyncio.Event()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            _say("\nStopping (the worker finishes in-flight activities first)...")
+        else:
+            _say("Still stopping: waiting for the worker, then Temporal, then PostgreSQL...")
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+
+    cleanups: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+    timings: dict[str, float] = {}
+    log_file = settings.state_dir / "logs" / "overdue.log"
+    exit_code = 0
+    try:
+        install_metrics_runtime(settings, host="127.0.0.1")
+        _say(
+            f"Starting Overdue: "
+            f"{'embedded Temporal' if settings.embedded_temporal else settings.temporal_address}, "
+            f"{'embedded PostgreSQL' if settings.embedded_postgres else 'DATABASE_URL'}, state in "
+            f"{_shown(settings.state_dir)}/ ..."
+        )
+        results = await asyncio.gather(
+            _timed(
+                timings,
+                "Temporal",
+                resolve_temporal(settings, port=settings.temporal_port, ui_port=settings.temporal_ui_port),
+            ),
+            _timed(timings, "PostgreSQL", resolve_database_url(settings)),
+            return_exceptions=True,
+        )
+        # Whatever started gets stopped, in reverse order: PostgreSQL last.
+        temporal_result, database_result = results
+        if isinstance(database_result, ResolvedDatabase) and database_result.server is not None:
+            cleanups.append(("PostgreSQL", database_result.server.stop))
+        if isinstance(temporal_result, ResolvedTemporal) and temporal_result.server is not None:
+            cleanups.append(("Temporal", temporal_result.server.stop))
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        assert isinstance(temporal_result, ResolvedTemporal) and isinstance(database_result, ResolvedDatabase)
+        temporal, database = temporal_result, database_result
+
+        applied = await _timed(timings, "migrations", apply_migrations(database.url))
+        log.info("database ready", migrations_applied=applied)
+
+        client = await connect(settings.model_copy(update={"temporal_address": temporal.address}))
+        pool = await create_pool(database.url, max_size=settings.db_pool_max)
+        cleanups.append(("database pool", pool.close))
+
+        worker = asyncio.create_task(run_worker(settings, client, pool, stop), name="worker")
+
+        async def stop_worker() -> None:
+            stop.set()
+            # A worker that died was reported already; here only its shutdown matters.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await worker
+
+        cleanups.append(("worker", stop_worker))
+
+        demo = "none (OVERDUE_DEMO_LOANS=0)"
+        if settings.demo_loans > 0:
+            _say(f"Loading the demo portfolio ({settings.demo_loans} loans, seed {settings.demo_seed})...")
+            loading = asyncio.create_task(_timed(timings, "demo portfolio", _load_demo(settings, client)))
+            await _first_of(loading, worker, stop)
+            if not loading.done():  # Ctrl-C while loading, or the worker died
+                loading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loading
+            else:
+                demo = loading.result()
+
+        if not stop.is_set() and not worker.done():
+            ready_after = _elapsed_since_process_start()
+            _say(banner(settings, temporal, database, demo, timings, ready_after, log_file))
+            log.info("ready", ready_seconds=round(ready_after, 2), **timings)
+            await _first_of(worker, stop)
+        if worker.done() and not stop.is_set():
+            worker.result()  # raises what killed it
+            raise StackError("the worker stopped on its own")
+    except (EmbeddedServerError, StackError) as error:
+        _say(f"\nmake run: {error}")
+        exit_code = 1
+    except Exception as error:
+        log.exception("make run failed")
+        _say(f"\nmake run failed: {type(error).__name__}: {error}\n(details in {_shown(log_file)})")
+        exit_code = 1
+    finally:
+        for name, cleanup in reversed(cleanups):
+            try:
+                await cleanup()
+                if name in ("worker", "Temporal", "PostgreSQL"):
+                    _say(f"  {name} stopped")
+            except Exception as error:
+                exit_code = 1
+                log.exception("stop failed", component=name)
+                _say(f"  {name}: stop failed: {error}")
+    return exit_code
+
+
+def main() -> int:
+    settings = StackSettings()
+    try:
+        lock = _lock_state_dir(settings.state_dir)
+    except StackError as error:
+        print(f"make run: {error}", file=sys.stderr)
+        return 1
+    try:
+        configure_logging(settings.log_level, file=settings.state_dir / "logs" / "overdue.log")
+        code = asyncio.run(serve(settings))
+        if code == 0:
+            _say("Overdue stopped.")
+        return code
+    finally:
+        lock.close()

@@ -1,0 +1,80 @@
+"""The worker, as a reusable piece: `python worker.py` runs it alone, `make run` runs it in-process.
+
+Workers are stateless: everything a loan needs is in its workflow history and in PostgreSQL, so any number of
+them can poll the same task queue (scale by starting more), and one that stops hands its work to the others.
+Concurrency comes from settings, not code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from stack.logs import LogContextInterceptor, get_logger
+from stack.settings import Settings
+
+log = get_logger("overdue.worker")
+
+# How long in-flight activities get to finish once shutdown starts, before they are cancelled (and retried
+# by Temporal on another worker). Workflow tasks are short and always finish.
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+
+
+def install_metrics_runtime(settings: Settings, host: str = "0.0.0.0") -> str | None:
+    """Serve the SDK's Prometheus metrics on `host:settings.metrics_port` (clients created after this call).
+
+    Must run before the first client connects (the runtime belongs to the client). Returns the address, or
+    None when OVERDUE_METRICS_PORT is unset.
+    """
+    if settings.metrics_port is None:
+        return None
+    address = f"{host}:{settings.metrics_port}"
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    Runtime.set_default(runtime, error_if_already_set=False)
+    return address
+
+
+def build_worker(settings: Settings, client: Client, pool: asyncpg.Pool) -> Worker:
+    # Imported here so `stack` stays importable (for `make run`'s error messages) even if a module the
+    # worker needs is broken; the import error then names the module.
+    from activities.collection_activities import CollectionActivities
+    from workflows.loan_collection import LoanCollectionWorkflow
+
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[LoanCollectionWorkflow],
+        activities=CollectionActivities(pool).all(),
+        max_concurrent_activities=settings.max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        interceptors=[LogContextInterceptor()],
+    )
+
+
+async def run_worker(settings: Settings, client: Client, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+    """Poll `settings.task_queue` until `stop` is set (then shut down gracefully) or the worker fails."""
+    worker = build_worker(settings, client, pool)
+    log.info(
+        "worker started",
+        task_queue=settings.task_queue,
+        namespace=settings.temporal_namespace,
+        max_concurrent_activities=settings.max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+    )
+    running = asyncio.create_task(worker.run(), name="temporal-worker")
+    stopping = asyncio.create_task(stop.wait(), name="worker-stop-signal")
+    try:
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not running.done():
+            log.info("worker shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
+            await worker.shutdown()
+        await running  # re-raises a fatal worker error
+        log.info("worker stopped")
