@@ -20,10 +20,10 @@ from domain.strategy import Stage, Strategy
 Outcome = Literal["paid", "written_off", "litigation", "closed_by_servicing"]
 CloseReason = Literal["restructured", "sold", "cancelled", "settled", "other"]
 
-# History kept in the case (and in `status`) is bounded so continue-as-new payloads stay small; the full
-# record lives in PostgreSQL and in the workflow histories.
+# Step history kept in the case (and in `status`) is bounded so continue-as-new payloads stay small; the full
+# record lives in PostgreSQL and in the workflow histories. Payment ids are never trimmed: forgetting one
+# would let a late retry of that payment be applied twice.
 HISTORY_LIMIT = 50
-PAYMENT_IDS_LIMIT = 1000
 
 
 class StepRecord(BaseModel):
@@ -126,7 +126,7 @@ class CollectionCase(BaseModel):
                 arrears_before_minor=before,
                 arrears_after_minor=before,
             )
-        self.applied_payment_ids = [*self.applied_payment_ids, payment.payment_id][-PAYMENT_IDS_LIMIT:]
+        self.applied_payment_ids = [*self.applied_payment_ids, payment.payment_id]
         remaining = payment.amount_minor
         arrears: list[Instalment] = []
         for instalment in self.arrears:

@@ -174,8 +174,8 @@ class Payment(Strict):
 def format_money(amount_minor: int, currency: str) -> str:
     """Plain, locale-neutral rendering used in summaries and logs ('CNY 1,234.50')."""
     digits = CURRENCIES.get(currency, 2)
-    if digits == 0:
-        return f"{currency} {amount_minor:,}"
-    major, minor = divmod(abs(amount_minor), 10**digits)
     sign = "-" if amount_minor < 0 else ""
+    if digits == 0:
+        return f"{sign}{currency} {abs(amount_minor):,}"
+    major, minor = divmod(abs(amount_minor), 10**digits)
     return f"{sign}{currency} {major:,}.{minor:0{digits}d}"

@@ -14,7 +14,15 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from domain.loan import CURRENCIES, Loan, RiskGrade
 
@@ -98,6 +106,17 @@ class SegmentMatch(_Config):
     min_amount_overdue_minor: dict[str, int] | None = None
     max_amount_overdue_minor: dict[str, int] | None = None
 
+    @field_validator("min_amount_overdue_minor", "max_amount_overdue_minor")
+    @classmethod
+    def _currencies(cls, amounts: dict[str, int] | None) -> dict[str, int] | None:
+        # A typo ("RMB") would make the rule silently never match: refuse it at load.
+        unknown = sorted(set(amounts or {}) - set(CURRENCIES))
+        if unknown:
+            raise ValueError(
+                f"unknown currency {', '.join(unknown)}; expected one of {', '.join(sorted(CURRENCIES))}"
+            )
+        return amounts
+
     def matches(self, loan: Loan) -> bool:
         if self.risk_grades is not None and loan.risk_grade not in self.risk_grades:
             return False
@@ -150,15 +169,24 @@ class Strategy(_Config):
         _check_stage_order(ordered, "")
         return ordered
 
-    @model_validator(mode="after")
-    def _segments(self) -> Strategy:
-        known = {s.id for s in self.steps}
-        for segment in self.segments:
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, segments: list[Segment], info: ValidationInfo) -> list[Segment]:
+        if "steps" not in info.data:
+            return segments  # the steps are invalid and reported already; overrides cannot be checked
+        steps: list[Step] = info.data["steps"]
+        known = {s.id for s in steps}
+        names = [s.name for s in segments]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate segment names: {', '.join(duplicates)}")
+        for index, segment in enumerate(segments):
+            where = f"segments[{index} name={segment.name}]"
             unknown = sorted(set(segment.overrides) - known)
             if unknown:
-                raise ValueError(f"segment {segment.name!r} overrides unknown steps: {', '.join(unknown)}")
-            _check_stage_order(self.steps_for(segment.name), f"segment {segment.name!r}: ")
-        return self
+                raise ValueError(f"{where}.overrides: unknown steps: {', '.join(unknown)}")
+            _check_stage_order(_apply_overrides(steps, segment), f"{where}: ")
+        return segments
 
     def segment_for(self, loan: Loan) -> str:
         if loan.segment:
@@ -171,15 +199,17 @@ class Strategy(_Config):
     def steps_for(self, segment_name: str) -> list[Step]:
         """The strategy's steps with the segment's overrides applied, in DPD order."""
         segment = next((s for s in self.segments if s.name == segment_name), None)
-        if segment is None:
-            return list(self.steps)
-        steps = []
-        for step in self.steps:
-            override = segment.overrides.get(step.id)
-            if override is not None:
-                step = step.model_copy(update=override.model_dump(exclude_none=True))
-            steps.append(step)
-        return sorted(steps, key=lambda s: (s.dpd, stage_rank(s.stage)))
+        return list(self.steps) if segment is None else _apply_overrides(self.steps, segment)
+
+
+def _apply_overrides(steps: list[Step], segment: Segment) -> list[Step]:
+    result = []
+    for step in steps:
+        override = segment.overrides.get(step.id)
+        if override is not None:
+            step = step.model_copy(update=override.model_dump(exclude_none=True))
+        result.append(step)
+    return sorted(result, key=lambda s: (s.dpd, stage_rank(s.stage)))
 
 
 def _check_stage_order(ordered: list[Step], where: str) -> None:
@@ -223,7 +253,9 @@ def parse_strategy(text: str, source: Path | str = "<strategy>") -> Strategy:
     try:
         return Strategy.model_validate(raw)
     except ValidationError as error:
-        problems = [f"{_location(e['loc'], raw)}: {e['msg']}" for e in error.errors()]
+        problems = [
+            f"{_location(e['loc'], raw)}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
+        ]
         raise StrategyError(source, problems) from None
 
 
