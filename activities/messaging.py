@@ -22,6 +22,8 @@ from activities import contracts
 from activities.contracts import MessageReceipt, MessageRequest
 from activities.db import insert_once
 from activities.errors import permanent, rejected_data_is_permanent, require_same_loan
+from domain.loan import E164, EMAIL
+from stack.settings import DEFAULT_PAY_URL
 
 TEMPLATES_FILE = Path(__file__).with_name("message_templates.toml")
 
@@ -29,13 +31,7 @@ TEMPLATES_FILE = Path(__file__).with_name("message_templates.toml")
 # `due_date` defaults to the `overdue_since` variable, `pay_url` to the activities' pay-URL pattern.
 TEMPLATE_VARIABLES = ("borrower_name", "amount", "due_date", "dpd", "lender", "pay_url")
 
-# Where borrowers pay, by loan id. A placeholder for the demo: deployments pass their own pattern to
-# CollectionActivities(pay_url=...).
-DEFAULT_PAY_URL = "https://pay.example.com/loans/{loan_id}"
 
-# Same rules as domain.loan.Borrower: a contact point that passed intake passes here.
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ACCOUNT = re.compile(r"^\S{1,200}$")
 
 
@@ -182,8 +178,8 @@ def _fill(text: str, variables: dict[str, str], template: str) -> str:
 def check_contact_point(channel: str, recipient: str) -> None:
     """The recipient must suit the channel; the workflow falls back to another channel on this error."""
     pattern, expected = {
-        "sms": (_E164, "an E.164 phone number"),
-        "email": (_EMAIL, "an e-mail address"),
+        "sms": (E164, "an E.164 phone number"),
+        "email": (EMAIL, "an e-mail address"),
         "push": (_ACCOUNT, "an app account id"),
     }[channel]
     if not pattern.match(recipient):

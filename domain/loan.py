@@ -31,9 +31,9 @@ RiskGrade = Literal["A", "B", "C", "D", "E"]
 MinorUnits = Annotated[int, Field(ge=0, le=10**15)]
 PositiveMinorUnits = Annotated[int, Field(gt=0, le=10**15)]
 
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # Deliberately simple: one @, a dot in the domain, no spaces. Deliverability is the channel's problem.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class Strict(BaseModel):
@@ -72,14 +72,14 @@ class Borrower(Strict):
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str) -> str:
-        if not _E164.match(value):
+        if not E164.match(value):
             raise ValueError("must be E.164: '+' then country code and number, 7 to 15 digits")
         return value
 
     @field_validator("email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.match(value):
+        if value is not None and not EMAIL.match(value):
             raise ValueError("not an e-mail address")
         return value
 

@@ -7,6 +7,9 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The placeholder link the message templates use until an operator sets OVERDUE_PAY_URL.
+DEFAULT_PAY_URL = "https://pay.example.com/loans/{loan_id}"
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,6 +36,10 @@ class Settings(BaseSettings):
     strategy_file: Path = ROOT / "strategies" / "default.toml"
     demo_day_seconds: float | None = Field(
         default=None, gt=0, description="DEMO ONLY: real seconds per collections day; unset in production"
+    )
+    pay_url: str = Field(
+        default=DEFAULT_PAY_URL,
+        description="the borrower's payment link in messages; {loan_id} is filled in. Set it to your own.",
     )
     max_concurrent_activities: int = Field(default=50, ge=1)
     max_concurrent_workflow_tasks: int = Field(default=50, ge=1)

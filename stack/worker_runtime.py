@@ -49,7 +49,7 @@ def build_worker(settings: Settings, client: Client, pool: asyncpg.Pool) -> Work
         client,
         task_queue=settings.task_queue,
         workflows=[LoanCollectionWorkflow],
-        activities=CollectionActivities(pool).all(),
+        activities=CollectionActivities(pool, pay_url=settings.pay_url).all(),
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
