@@ -19,8 +19,9 @@ import asyncpg
 import structlog
 from temporalio import activity
 
-from activities import collector_tasks, contracts, legal, messaging
+from activities import collector_tasks, contracts, journal, legal, messaging
 from activities.agency import AgencyAdapter, DatabaseAgencyAdapter
+from activities.channels import ChannelRouter
 from activities.contracts import (
     CollectorTaskReceipt,
     CollectorTaskRequest,
@@ -61,12 +62,15 @@ class CollectionActivities:
         self,
         pool: asyncpg.Pool,
         *,
-        channel: ChannelAdapter | None = None,
+        channel: ChannelAdapter | ChannelRouter | None = None,
         agencies: AgencyAdapter | None = None,
         templates: TemplateCatalogue | None = None,
         pay_url: str = DEFAULT_PAY_URL,
     ) -> None:
-        """`channel=None` leaves messages queued in the outbox (the demo); `agencies=None` uses PostgreSQL.
+        """`channel=None` leaves messages queued in the outbox; `agencies=None` uses PostgreSQL.
+
+        `channel` is one adapter for every channel, or a ChannelRouter (activities/channels): then each
+        channel uses its own provider and a channel without one leaves its messages queued.
 
         `pay_url` is the pattern of the borrower's payment link, `{loan_id}` filled in, used when the
         workflow sends no `pay_url` variable.
@@ -87,7 +91,13 @@ class CollectionActivities:
             self.recall_from_agency,
             self.generate_lawyer_letter,
             self.refer_to_litigation,
+            journal.Journal(self._pool).record,
         ]
+
+    def _channel_for(self, channel: str) -> ChannelAdapter | None:
+        if isinstance(self._channel, ChannelRouter):
+            return self._channel.adapter_for(channel)
+        return self._channel
 
     @activity.defn(name=contracts.SEND_MESSAGE)
     async def send_message(self, request: MessageRequest) -> MessageReceipt:
@@ -95,7 +105,7 @@ class CollectionActivities:
             request,
             catalogue=self._templates,
             outbox=self._outbox,
-            channel=self._channel,
+            channel=self._channel_for(request.channel),
             pay_url=self._pay_url,
         )
         log.info(

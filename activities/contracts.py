@@ -146,3 +146,179 @@ class LitigationReferralRequest(_Contract):
 class LitigationReferralReceipt(_Contract):
     case_id: str
     duplicate: bool
+
+
+# ------------------------------------------------------------------------------------------------ journal
+# The append-only collections journal a regulator can audit (activities/journal.py, migrations/0002).
+# One activity writes a batch of entries in one transaction. Each entry's `data` holds the columns of its
+# kind's table; build it from the typed models below (`JournalPayment(...).entry(...)`), which dump dates
+# and times as ISO-8601 strings. The activity validates `data` against the same models and raises a
+# non-retryable InvalidRequest naming `entries[i].data.<field>` for anything wrong. Never put names, phone
+# numbers or e-mail addresses in an entry: `address_kind` says which kind of address was used, and only
+# `detail` (what a collector wrote) is free text.
+
+from typing import Annotated, ClassVar  # noqa: E402  (appended section: imports kept beside their use)
+
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StrictBool, StrictInt, ValidationInfo  # noqa: E402
+from pydantic import field_validator as _field_validator  # noqa: E402
+
+from domain.loan import E164, EMAIL, Jurisdiction, check_currency  # noqa: E402
+
+RECORD_JOURNAL = "record_journal"
+
+JournalKind = Literal[
+    "contact_attempt", "deferral", "hold", "promise", "payment", "stage_transition", "collector_action"
+]
+JournalValue = str | int | bool | None
+
+_Name = Annotated[str, Field(min_length=1, max_length=200)]
+_Text = Annotated[str, Field(max_length=2000)]
+_Detail = Annotated[
+    str, BeforeValidator(lambda value: "" if value is None else value), Field(max_length=2000)
+]
+_Currency = Annotated[str, AfterValidator(check_currency)]
+
+
+class JournalEntry(_Contract):
+    kind: JournalKind
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+    loan_id: str = Field(min_length=1, max_length=64)
+    jurisdiction: Jurisdiction
+    at: datetime = Field(description="when it happened (collections time, with a UTC offset)")
+    data: dict[str, JournalValue] = Field(
+        description="the kind's columns; dates and times as ISO-8601 strings (see the Journal* models)"
+    )
+
+
+class JournalBatch(_Contract):
+    entries: list[JournalEntry] = Field(max_length=500)
+
+
+class JournalReceipt(_Contract):
+    written: int
+    duplicates: int = Field(description="entries whose idempotency key was already stored: not written again")
+
+
+class _JournalData(_Contract):
+    """The columns of one journal table. `entry()` wraps them in the JournalEntry the activity takes."""
+
+    KIND: ClassVar[JournalKind]
+
+    @_field_validator("*", mode="after")
+    @classmethod
+    def _no_contact_points(cls, value: object, info: ValidationInfo) -> object:
+        """Only `detail` is free text; any other field holding a phone number or e-mail is a caller bug."""
+        if (
+            isinstance(value, str)
+            and info.field_name != "detail"
+            and (E164.match(value) or EMAIL.match(value))
+        ):
+            raise ValueError(
+                "looks like a phone number or e-mail address; the journal never stores addresses"
+            )
+        return value
+
+    def entry(
+        self, *, idempotency_key: str, loan_id: str, jurisdiction: Jurisdiction, at: datetime
+    ) -> JournalEntry:
+        return JournalEntry(
+            kind=self.KIND,
+            idempotency_key=idempotency_key,
+            loan_id=loan_id,
+            jurisdiction=jurisdiction,
+            at=at,
+            data=self.model_dump(mode="json"),
+        )
+
+
+class JournalContactAttempt(_JournalData):
+    KIND: ClassVar[JournalKind] = "contact_attempt"
+    channel: _Name = Field(description="sms, email, push, call, visit, letter, ...")
+    template: _Name | None = None
+    content_ref: _Name | None = Field(default=None, description="messages.id, collector task id, ...")
+    provider_id: _Name | None = None
+    status: _Name = Field(description="queued, sent, delivered, failed, connected, no_answer, ...")
+    address_kind: Literal["phone", "email", "app", "postal", "none"] = Field(
+        description="which kind of address was used (postal: visits and letters); never the address itself"
+    )
+    actor: _Name = Field(description="workflow, collector id, agency id, ...")
+
+
+class JournalDeferral(_JournalData):
+    KIND: ClassVar[JournalKind] = "deferral"
+    step_key: _Name
+    channel: _Name | None = None
+    rule: _Name = Field(description="the rule that deferred it, e.g. contact_hours, us_7_in_7, hold:dispute")
+    reason: _Text
+    deferred_from: AwareDatetime
+    deferred_until: AwareDatetime | None = Field(description="None: never (the step was dropped)")
+
+
+class JournalHold(_JournalData):
+    KIND: ClassVar[JournalKind] = "hold"
+    kind: Literal[
+        "dispute",
+        "hardship",
+        "breathing_space",
+        "cease_all",
+        "opt_out_channel",
+        "opt_out_address",
+        "preferred_hours",
+        "bankruptcy",
+        "deceased",
+    ]
+    action: Literal["raised", "resolved", "expired"]
+    until: AwareDatetime | None = None
+    detail: _Detail = ""
+    actor: _Name
+
+
+class JournalPromise(_JournalData):
+    KIND: ClassVar[JournalKind] = "promise"
+    promise_id: _Name
+    amount_minor: Annotated[StrictInt, Field(ge=0, le=10**15)]
+    currency: _Currency
+    due_date: date
+    fate: Literal["made", "kept", "broken", "cancelled"]
+    actor: _Name
+
+
+class JournalPayment(_JournalData):
+    KIND: ClassVar[JournalKind] = "payment"
+    payment_id: _Name
+    amount_minor: Annotated[StrictInt, Field(ge=0, le=10**15)]
+    currency: _Currency
+    received_at: AwareDatetime
+    source: _Name = Field(description="bank_transfer, card, agency, ...")
+    applied: StrictBool
+    reason: _Text | None = Field(default=None, description="why it was (not) applied")
+
+
+class JournalStageTransition(_JournalData):
+    KIND: ClassVar[JournalKind] = "stage_transition"
+    from_stage: _Name | None = Field(description="None: the case was opened")
+    to_stage: _Name
+    dpd: Annotated[StrictInt, Field(ge=0)]
+    reason: _Text
+
+
+class JournalCollectorAction(_JournalData):
+    KIND: ClassVar[JournalKind] = "collector_action"
+    collector: _Name
+    action: _Name
+    outcome: _Name | None = None
+    detail: _Detail = Field(default="", description="free text the collector wrote (None: none)")
+
+
+JOURNAL_DATA: dict[JournalKind, type[_JournalData]] = {
+    model.KIND: model
+    for model in (
+        JournalContactAttempt,
+        JournalDeferral,
+        JournalHold,
+        JournalPromise,
+        JournalPayment,
+        JournalStageTransition,
+        JournalCollectorAction,
+    )
+}

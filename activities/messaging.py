@@ -67,6 +67,7 @@ class StoredMessage:
     message_id: str
     status: Literal["queued", "sent"]
     duplicate: bool
+    provider_id: str | None = None  # set once 'sent': a retry returns it without delivering again
 
 
 class ChannelAdapter(Protocol):
@@ -214,7 +215,9 @@ class OutboxAdapter:
                 )
         require_same_loan(row["loan_id"], message.loan_id, message.idempotency_key, "message")
         status: Literal["queued", "sent"] = "sent" if row["status"] == "sent" else "queued"
-        return StoredMessage(message_id=str(row["id"]), status=status, duplicate=duplicate)
+        return StoredMessage(
+            message_id=str(row["id"]), status=status, duplicate=duplicate, provider_id=row["provider_id"]
+        )
 
     async def mark_failed(self, message_id: str) -> None:
         """The provider refused the message for good: the outbox must not show it 'queued' forever."""

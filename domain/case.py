@@ -13,11 +13,13 @@ from pydantic import BaseModel, Field
 
 from domain.calendar import days_past_due
 from domain.clock import CollectionsClock
+from domain.contact_profiles import ContactProfile
+from domain.contact_rules import ContactAttempt, ContactState, prune_attempts
 from domain.loan import Instalment, Loan, Payment
 from domain.promise import PromiseToPay
 from domain.strategy import Stage, Strategy
 
-Outcome = Literal["paid", "written_off", "litigation", "closed_by_servicing"]
+Outcome = Literal["paid", "written_off", "litigation", "closed_by_servicing", "bankruptcy", "deceased"]
 CloseReason = Literal["restructured", "sold", "cancelled", "settled", "other"]
 
 # Step history kept in the case (and in `status`) is bounded so continue-as-new payloads stay small; the full
@@ -70,6 +72,12 @@ class CollectionCase(BaseModel):
     outcome: Outcome | None = None
     outcome_reason: str | None = None
     closed_at: datetime | None = None
+    # Contact compliance (loans started before it existed carry none of it: profile None).
+    profile: ContactProfile | None = None
+    contact: ContactState = Field(default_factory=ContactState)
+    attempts: list[ContactAttempt] = Field(default_factory=list, description="recent contacts, pruned")
+    callbacks: list[datetime] = Field(default_factory=list, description="callbacks the borrower asked for")
+    deferrals: dict[str, datetime] = Field(default_factory=dict, description="step key -> not before")
 
     @classmethod
     def open(cls, loan: Loan, strategy: Strategy, clock: CollectionsClock) -> CollectionCase:
@@ -160,6 +168,15 @@ class CollectionCase(BaseModel):
             arrears_before_minor=before,
             arrears_after_minor=self.arrears_minor,
         )
+
+    def contact_points(self) -> list[str]:
+        borrower = self.loan.borrower
+        return [borrower.phone, *([borrower.email] if borrower.email else []), self.loan.loan_id]
+
+    def add_attempt(self, attempt: ContactAttempt, now: datetime) -> None:
+        self.attempts = prune_attempts([*self.attempts, attempt], now)
+        if self.contact.first_contact_at is None:
+            self.contact = self.contact.model_copy(update={"first_contact_at": attempt.at})
 
     def record(self, record: StepRecord) -> None:
         self.history = [*self.history, record][-HISTORY_LIMIT:]

@@ -8,7 +8,6 @@ strategy applies to loans started after it was deployed — no code release need
 
 from __future__ import annotations
 
-import tomllib
 from datetime import time
 from itertools import pairwise
 from pathlib import Path
@@ -24,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from domain.config_file import ConfigError, parse_toml, read_config_text, validation_problems
 from domain.loan import CURRENCIES, Loan, RiskGrade
 
 Stage = Literal["reminder", "deep_contact", "agency", "legal", "closed"]
@@ -221,51 +221,21 @@ def _check_stage_order(ordered: list[Step], where: str) -> None:
             )
 
 
-class StrategyError(ValueError):
+class StrategyError(ConfigError):
     """A strategy file that cannot be used, with one line per problem: file, field, message."""
-
-    def __init__(self, path: Path | str, problems: list[str]) -> None:
-        self.path = str(path)
-        self.problems = problems
-        super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
-
-
-def _location(loc: tuple[int | str, ...], raw: dict[str, object]) -> str:
-    parts: list[str] = []
-    node: object = raw
-    for item in loc:
-        if isinstance(item, int) and isinstance(node, list) and item < len(node):
-            element = node[item]
-            ident = element.get("id") if isinstance(element, dict) else None
-            parts[-1] = f"{parts[-1]}[{item}{f' id={ident}' if ident else ''}]" if parts else str(item)
-            node = element
-        else:
-            parts.append(str(item))
-            node = node.get(str(item)) if isinstance(node, dict) else None
-    return ".".join(parts) or "(top level)"
 
 
 def parse_strategy(text: str, source: Path | str = "<strategy>") -> Strategy:
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise StrategyError(source, [f"not valid TOML: {error}"]) from None
+    raw = parse_toml(text, source, StrategyError)
     try:
         return Strategy.model_validate(raw)
     except ValidationError as error:
-        problems = [
-            f"{_location(e['loc'], raw)}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
-        ]
-        raise StrategyError(source, problems) from None
+        raise StrategyError(source, validation_problems(error, raw)) from None
 
 
 def load_strategy(path: Path | str) -> Strategy:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise StrategyError(path, [f"cannot read: {error.strerror}"]) from None
-    return parse_strategy(text, path)
+    return parse_strategy(read_config_text(path, StrategyError), path)
 
 
 STRATEGY_DIR = Path(__file__).resolve().parent.parent / "strategies"

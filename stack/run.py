@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -134,6 +134,7 @@ def banner(
     timings: dict[str, float],
     ready_after: float,
     log_file: Path,
+    channels: Sequence[str] = (),
 ) -> str:
     ns = settings.temporal_namespace
     py = ".venv/bin/python"
@@ -157,6 +158,7 @@ def banner(
     lines.append(f" Temporal gRPC     {address}   namespace {ns}, task queue {settings.task_queue}")
     lines.append(f" DATABASE_URL      {redact_url(database.url)}")
     lines.append(f" Demo portfolio    {settings.demo_loans} loans (seed {settings.demo_seed}): {demo}")
+    lines.extend(channels)  # where messages go: sandbox mailbox / SMS and push logs, or the real providers
     if settings.demo_day_seconds:
         lines.append("!" * 100)
         lines.append(
@@ -213,6 +215,7 @@ async def _first_of(*waitables: asyncio.Task[Any] | asyncio.Event) -> None:
 async def serve(settings: StackSettings) -> int:
     from activities.db import create_pool
     from stack.migrate import apply_migrations
+    from stack.sandbox import ChannelSandboxes
     from starter.connect import connect
 
     stop = asyncio.Event()
@@ -271,7 +274,13 @@ async def serve(settings: StackSettings) -> int:
         pool = await create_pool(database.url, max_size=settings.db_pool_max)
         cleanups.append(("database pool", pool.close))
 
-        worker = asyncio.create_task(run_worker(settings, client, pool, stop), name="worker")
+        # Channels without a provider deliver to local sandboxes (mailbox, SMS and push logs); see README.
+        sandboxes = await ChannelSandboxes.start(settings)
+        cleanups.append(("channel sandboxes", sandboxes.stop))
+        worker_settings = settings.model_copy(update=sandboxes.settings_overrides())
+        channels = sandboxes.describe(settings, _shown)
+
+        worker = asyncio.create_task(run_worker(worker_settings, client, pool, stop), name="worker")
 
         async def stop_worker() -> None:
             stop.set()
@@ -295,7 +304,7 @@ async def serve(settings: StackSettings) -> int:
 
         if not stop.is_set() and not worker.done():
             ready_after = _elapsed_since_process_start()
-            _say(banner(settings, temporal, database, demo, timings, ready_after, log_file))
+            _say(banner(settings, temporal, database, demo, timings, ready_after, log_file, channels))
             log.info("ready", ready_seconds=round(ready_after, 2), **timings)
             await _first_of(worker, stop)
         if worker.done() and not stop.is_set():
@@ -312,7 +321,7 @@ async def serve(settings: StackSettings) -> int:
         for name, cleanup in reversed(cleanups):
             try:
                 await cleanup()
-                if name in ("worker", "Temporal", "PostgreSQL"):
+                if name in ("worker", "channel sandboxes", "Temporal", "PostgreSQL"):
                     _say(f"  {name} stopped")
             except Exception as error:
                 exit_code = 1

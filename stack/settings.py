@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     task_queue: str = "collections"
     state_dir: Path = ROOT / ".state"
     strategy_file: Path = ROOT / "strategies" / "default.toml"
+    contact_profiles_file: Path = ROOT / "strategies" / "contact_profiles.toml"
     demo_day_seconds: float | None = Field(
         default=None, gt=0, description="DEMO ONLY: real seconds per collections day; unset in production"
     )
@@ -58,3 +59,38 @@ class Settings(BaseSettings):
     @property
     def temporal_target(self) -> str:
         return self.temporal_address or "localhost:7233"
+
+    # Retention of the collections journal, per jurisdiction, in years after the last activity on the loan
+    # (`python -m stack.purge`). Regulatory minimums: cn 5 years (NIFA), us 3 years (Reg F §1006.100).
+    retention_years_cn: int = Field(default=5, ge=1)
+    retention_years_us: int = Field(default=3, ge=1)
+    retention_years_uk: int = Field(default=6, ge=1)
+
+    def retention_years(self) -> dict[str, int]:
+        """Years to keep journal rows, by jurisdiction code."""
+        return {"cn": self.retention_years_cn, "us": self.retention_years_us, "uk": self.retention_years_uk}
+
+    # --- Borrower message channels (activities/channels; README "Channels") ---------------------------------
+    # A channel delivers through its provider when that provider is configured; a channel without one keeps
+    # its messages queued in the outbox. `make run` points unconfigured channels at local sandboxes.
+    smtp_host: str | None = Field(default=None, description="e-mail via this SMTP server; unset: queued")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    smtp_tls: str = Field(default="starttls", pattern="^(starttls|implicit|none)$")
+    smtp_from: str = Field(default="Overdue Collections <collections@example.com>", min_length=3)
+    sms_gateway_url: str | None = Field(default=None, description="SMS via this HTTP gateway; unset: queued")
+    sms_api_key: str | None = Field(default=None, repr=False)
+    sms_api_key_header: str = "X-API-Key"
+    sms_sender: str = "Overdue"
+    push_webhook_url: str | None = Field(default=None, description="app push via this webhook; unset: queued")
+    push_webhook_secret: str | None = Field(default=None, repr=False, description="HMAC-SHA256 key")
+    channel_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=25, description="one delivery, all of it; below the activity's 30 s timeout"
+    )
+    # `make run` only: local stand-ins (stack/sandbox) for the providers left unset, bound to 127.0.0.1.
+    sandbox_channels: bool = True
+    sandbox_smtp_port: int = Field(default=1025, ge=0, le=65535)
+    sandbox_mailbox_port: int = Field(default=8025, ge=0, le=65535)
+    sandbox_sms_port: int = Field(default=8026, ge=0, le=65535)
+    sandbox_push_port: int = Field(default=8027, ge=0, le=65535)

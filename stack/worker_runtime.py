@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 from temporalio.client import Client
@@ -17,6 +18,9 @@ from temporalio.worker import Worker
 
 from stack.logs import LogContextInterceptor, get_logger
 from stack.settings import Settings
+
+if TYPE_CHECKING:
+    from activities.channels import ChannelRouter
 
 log = get_logger("overdue.worker")
 
@@ -39,7 +43,10 @@ def install_metrics_runtime(settings: Settings, host: str = "0.0.0.0") -> str | 
     return address
 
 
-def build_worker(settings: Settings, client: Client, pool: asyncpg.Pool) -> Worker:
+def build_worker(
+    settings: Settings, client: Client, pool: asyncpg.Pool, channel: ChannelRouter | None = None
+) -> Worker:
+    """The worker; `channel` delivers messages (None: every message stays queued in the outbox)."""
     # Imported here so `stack` stays importable (for `make run`'s error messages) even if a module the
     # worker needs is broken; the import error then names the module.
     from activities.collection_activities import CollectionActivities
@@ -49,7 +56,7 @@ def build_worker(settings: Settings, client: Client, pool: asyncpg.Pool) -> Work
         client,
         task_queue=settings.task_queue,
         workflows=[LoanCollectionWorkflow],
-        activities=CollectionActivities(pool, pay_url=settings.pay_url).all(),
+        activities=CollectionActivities(pool, channel=channel, pay_url=settings.pay_url).all(),
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -58,14 +65,21 @@ def build_worker(settings: Settings, client: Client, pool: asyncpg.Pool) -> Work
 
 
 async def run_worker(settings: Settings, client: Client, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
-    """Poll `settings.task_queue` until `stop` is set (then shut down gracefully) or the worker fails."""
-    worker = build_worker(settings, client, pool)
+    """Poll `settings.task_queue` until `stop` is set (then shut down gracefully) or the worker fails.
+
+    Messages go out through the providers the settings configure (activities/channels); the others queue.
+    """
+    from activities.channels import build_router
+
+    channels = build_router(settings)  # HTTP sessions open on first use; closed below
+    worker = build_worker(settings, client, pool, channels)
     log.info(
         "worker started",
         task_queue=settings.task_queue,
         namespace=settings.temporal_namespace,
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+        delivering=channels.channels,
     )
     running = asyncio.create_task(worker.run(), name="temporal-worker")
     stopping = asyncio.create_task(stop.wait(), name="worker-stop-signal")
@@ -76,5 +90,8 @@ async def run_worker(settings: Settings, client: Client, pool: asyncpg.Pool, sto
         if not running.done():
             log.info("worker shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
             await worker.shutdown()
-        await running  # re-raises a fatal worker error
+        try:
+            await running  # re-raises a fatal worker error
+        finally:
+            await channels.aclose()
         log.info("worker stopped")

@@ -33,6 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from tqdm import tqdm
 
 from domain.clock import DAY
+from domain.contact_profiles import ContactProfile, load_profiles
 from domain.loan import Loan, Payment, format_money
 from domain.promise import PromiseRequest
 from domain.strategy import Strategy, load_strategy
@@ -271,12 +272,14 @@ class CollectionsStarter:
         strategy: Strategy | None = None,
         demo_day_seconds: float | None = None,
         settings: Settings | None = None,
+        profiles: Mapping[str, ContactProfile] | None = None,
     ) -> None:
         self.client = client
         self.task_queue = task_queue
         self.demo_day_seconds = check_demo_day_seconds(demo_day_seconds)
         self._strategy = strategy
         self._settings = settings
+        self._profiles = profiles
 
     @property
     def strategy(self) -> Strategy:
@@ -284,6 +287,14 @@ class CollectionsStarter:
             settings = self._settings or Settings()
             self._strategy = load_strategy(settings.strategy_file)
         return self._strategy
+
+    @property
+    def profiles(self) -> Mapping[str, ContactProfile]:
+        """Contact-rule profiles by jurisdiction, from `settings.contact_profiles_file` (loaded once)."""
+        if self._profiles is None:
+            settings = self._settings or Settings()
+            self._profiles = load_profiles(settings.contact_profiles_file)
+        return self._profiles
 
     def handle(self, loan_id: str) -> WorkflowHandle[Any, Any]:
         """The loan's collection workflow (its latest run)."""
@@ -307,7 +318,14 @@ class CollectionsStarter:
         """
         strategy = self.strategy
         segment = strategy.segment_for(loan)
-        request = CollectionInput(loan=loan, strategy=strategy, demo_day_seconds=self.demo_day_seconds)
+        profile = self.profiles.get(loan.jurisdiction)
+        if profile is None:
+            raise InvalidRequest(
+                [("jurisdiction", f"no contact profile {loan.jurisdiction!r} is configured")]
+            )
+        request = CollectionInput(
+            loan=loan, strategy=strategy, profile=profile, demo_day_seconds=self.demo_day_seconds
+        )
         for attempt in range(2):
             try:
                 await self.client.start_workflow(

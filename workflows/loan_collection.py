@@ -8,6 +8,7 @@ the Web UI.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -17,19 +18,45 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
+    from domain import holds
     from domain.case import CollectionCase, Outcome, Placement, StepRecord
     from domain.clock import CollectionsClock
+    from domain.contact_plan import choose_channel, contact_channel, escalation_hold
+    from domain.contact_profiles import ContactProfile
+    from domain.contact_rules import ContactAttempt, ContactChannel, ContactState
+    from domain.holds import (
+        CeaseContact,
+        CollectorRequest,
+        ContactOutcome,
+        HardshipHold,
+        HoldRejected,
+        OptOut,
+        PreferredHours,
+        RaiseDispute,
+        ResolveDispute,
+        StartBreathingSpace,
+        StopCollection,
+    )
     from domain.loan import Payment, format_money
     from domain.promise import PromiseRequest, PromiseToPay, promise_deadline, promise_rejection
     from domain.schedule import Occurrence, next_stage_first, occurrences, plan
-    from domain.strategy import stage_rank
+    from domain.strategy import Stage, stage_rank
     from workflows import search_attributes as sa
     from workflows import step_requests
     from workflows.messages import (
+        BREATHING_SPACE_UPDATE,
+        CEASE_CONTACT_UPDATE,
         CLOSE_SIGNAL,
+        CONTACT_OUTCOME_UPDATE,
+        HARDSHIP_HOLD_UPDATE,
+        OPT_OUT_UPDATE,
         PAYMENT_SIGNAL,
+        PREFERRED_HOURS_UPDATE,
         PROMISE_UPDATE,
+        RAISE_DISPUTE_UPDATE,
+        RESOLVE_DISPUTE_UPDATE,
         STATUS_QUERY,
+        STOP_COLLECTION_UPDATE,
         WORKFLOW_NAME,
         CloseRequest,
         CollectionInput,
@@ -56,6 +83,8 @@ CASE_RETRY = RetryPolicy(
     non_retryable_error_types=[contracts.NO_AGENCY_AVAILABLE],
 )
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Loans started before contact rules and the journal existed replay without them (see _compliant).
+CONTACT_RULES_PATCH = "contact-rules-and-journal"
 LETTER_TIMEOUT = timedelta(minutes=2)
 
 
@@ -74,12 +103,15 @@ class LoanCollectionWorkflow:
                 else CollectionsClock.real_time(now)
             )
             self._case = CollectionCase.open(input.loan, input.strategy, clock)
+            self._case.profile = input.profile
         self._demo_day_seconds = input.demo_day_seconds
         self._changed = False
         self._close_request: CloseRequest | None = None
         self._next: NextStep | None = None
         self._waiting_for = "starting"
         self._upserted: dict[str, object] = {}
+        self._compliance: bool | None = None
+        self._journal_pending: list[contracts.JournalEntry] = []
 
     # -- messages ----------------------------------------------------------------------------------------
     # Handlers are synchronous: they only change the case and wake the main loop, which does every side
@@ -92,7 +124,23 @@ class LoanCollectionWorkflow:
                 "payment %s after close: recorded by servicing, not applied", payment.payment_id
             )
             return
-        effect = self._case.apply_payment(payment, self._now())
+        now = self._now()
+        promise = self._case.open_promise
+        effect = self._case.apply_payment(payment, now)
+        if self._compliant():
+            self._journal(
+                "payment",
+                f"payment:{payment.payment_id}" + ("" if effect.applied else f":{workflow.uuid4()}"),
+                payment_id=payment.payment_id,
+                amount_minor=payment.amount_minor,
+                currency=payment.currency,
+                received_at=payment.received_at.isoformat(),
+                source=payment.source,
+                applied=effect.applied,
+                reason=effect.reason,
+            )
+            if promise is not None and promise.status == "kept":
+                self._journal_promise(promise, "kept", actor="servicing")
         workflow.logger.info(
             "payment %s: %s (arrears %d -> %d)",
             payment.payment_id,
@@ -125,6 +173,8 @@ class LoanCollectionWorkflow:
         )
         case.promises = [*case.promises, promise]
         self._changed = True
+        if self._compliant():
+            self._journal_promise(promise, "made", actor=request.collector)
         return PromiseAccepted(promise_id=promise.promise_id, deadline=promise.deadline)
 
     @promise_to_pay.validator
@@ -141,6 +191,180 @@ class LoanCollectionWorkflow:
         )
         if reason:
             raise ApplicationError(reason, type="PromiseRejected", non_retryable=True)
+
+    # -- holds, preferences and call outcomes (collectors) ---------------------------------------------------
+    # Each update's validator runs the same pure rule as its handler on the current state and discards the
+    # result: a rejected request reaches no history and changes nothing.
+
+    def _check(self, change: Callable[[], object]) -> None:
+        if not self._compliant():
+            raise ApplicationError(
+                "loan: started before contact rules existed; holds cannot be recorded on it",
+                type="HoldRejected",
+                non_retryable=True,
+            )
+        if self._case.closed or self._close_request is not None:
+            raise ApplicationError("loan: collection is closed", type="HoldRejected", non_retryable=True)
+        try:
+            change()
+        except HoldRejected as rejected:
+            raise ApplicationError(str(rejected), type="HoldRejected", non_retryable=True) from None
+
+    def _hold_changed(
+        self,
+        state: ContactState,
+        kind: str,
+        action: str,
+        request: CollectorRequest,
+        until: datetime | None = None,
+    ) -> ContactState:
+        self._case.contact = state
+        self._changed = True
+        self._journal(
+            "hold",
+            f"hold:{workflow.uuid4()}",
+            kind=kind,
+            action=action,
+            until=until.isoformat() if until else None,
+            detail=request.note,
+            actor=request.collector,
+        )
+        return state
+
+    @workflow.update(name=RAISE_DISPUTE_UPDATE)
+    def raise_dispute(self, request: RaiseDispute) -> ContactState:
+        return self._hold_changed(
+            holds.raise_dispute(self._case.contact, request), "dispute", "raised", request
+        )
+
+    @raise_dispute.validator
+    def _validate_raise_dispute(self, request: RaiseDispute) -> None:
+        self._check(lambda: holds.raise_dispute(self._case.contact, request))
+
+    @workflow.update(name=RESOLVE_DISPUTE_UPDATE)
+    def resolve_dispute(self, request: ResolveDispute) -> ContactState:
+        state = holds.resolve_dispute(self._case.contact, request, self._profile())
+        return self._hold_changed(state, "dispute", "resolved", request)
+
+    @resolve_dispute.validator
+    def _validate_resolve_dispute(self, request: ResolveDispute) -> None:
+        self._check(lambda: holds.resolve_dispute(self._case.contact, request, self._profile()))
+
+    @workflow.update(name=HARDSHIP_HOLD_UPDATE)
+    def hardship_hold(self, request: HardshipHold) -> ContactState:
+        state = holds.hardship_hold(self._case.contact, request, self._now())
+        return self._hold_changed(state, "hardship", "raised", request, state.hardship_until)
+
+    @hardship_hold.validator
+    def _validate_hardship_hold(self, request: HardshipHold) -> None:
+        self._check(lambda: holds.hardship_hold(self._case.contact, request, self._now()))
+
+    @workflow.update(name=BREATHING_SPACE_UPDATE)
+    def breathing_space(self, request: StartBreathingSpace) -> ContactState:
+        state = holds.breathing_space(self._case.contact, request, self._profile(), self._now())
+        return self._hold_changed(state, "breathing_space", "raised", request, state.breathing_space_until)
+
+    @breathing_space.validator
+    def _validate_breathing_space(self, request: StartBreathingSpace) -> None:
+        self._check(lambda: holds.breathing_space(self._case.contact, request, self._profile(), self._now()))
+
+    @workflow.update(name=CEASE_CONTACT_UPDATE)
+    def cease_contact(self, request: CeaseContact) -> ContactState:
+        return self._hold_changed(
+            holds.cease_contact(self._case.contact, request), "cease_all", "raised", request
+        )
+
+    @cease_contact.validator
+    def _validate_cease_contact(self, request: CeaseContact) -> None:
+        self._check(lambda: holds.cease_contact(self._case.contact, request))
+
+    @workflow.update(name=OPT_OUT_UPDATE)
+    def opt_out(self, request: OptOut) -> ContactState:
+        state = holds.opt_out(self._case.contact, request, self._case.contact_points())
+        kind = "opt_out_channel" if request.channel else "opt_out_address"
+        return self._hold_changed(state, kind, "raised", request)
+
+    @opt_out.validator
+    def _validate_opt_out(self, request: OptOut) -> None:
+        self._check(lambda: holds.opt_out(self._case.contact, request, self._case.contact_points()))
+
+    @workflow.update(name=PREFERRED_HOURS_UPDATE)
+    def preferred_hours(self, request: PreferredHours) -> ContactState:
+        state = holds.preferred_hours(self._case.contact, request)
+        return self._hold_changed(state, "preferred_hours", "raised", request)
+
+    @preferred_hours.validator
+    def _validate_preferred_hours(self, request: PreferredHours) -> None:
+        self._check(lambda: holds.preferred_hours(self._case.contact, request))
+
+    @workflow.update(name=STOP_COLLECTION_UPDATE)
+    def stop_collection(self, request: StopCollection) -> ContactState:
+        state = holds.stop_collection(self._case.contact, request)
+        return self._hold_changed(state, request.reason, "raised", request)
+
+    @stop_collection.validator
+    def _validate_stop_collection(self, request: StopCollection) -> None:
+        self._check(lambda: holds.stop_collection(self._case.contact, request))
+
+    @workflow.update(name=CONTACT_OUTCOME_UPDATE)
+    def record_contact_outcome(self, request: ContactOutcome) -> ContactState:
+        case = self._case
+        now = self._now()
+        effect = holds.contact_outcome(
+            case.contact,
+            request,
+            now=now,
+            default_address=case.loan.borrower.phone,
+            contact_points=case.contact_points(),
+        )
+        case.contact = effect.state
+        case.add_attempt(effect.attempt, now)
+        if effect.callback_at is not None:
+            case.callbacks = sorted([*case.callbacks, effect.callback_at])
+        self._changed = True
+        self._journal(
+            "collector_action",
+            f"outcome:{workflow.uuid4()}",
+            collector=request.collector,
+            action=f"{request.channel}_outcome",
+            outcome=request.outcome,
+            detail=request.note,
+        )
+        self._journal(
+            "contact_attempt",
+            f"attempt:{workflow.uuid4()}",
+            channel=request.channel,
+            template=None,
+            content_ref=None,
+            provider_id=None,
+            status=request.outcome,
+            address_kind="phone" if request.channel == "call" else "postal",
+            actor=request.collector,
+        )
+        if request.outcome == "dispute_raised":
+            self._journal(
+                "hold",
+                f"hold:{workflow.uuid4()}",
+                kind="dispute",
+                action="raised",
+                until=None,
+                detail=request.note,
+                actor=request.collector,
+            )
+        return case.contact
+
+    @record_contact_outcome.validator
+    def _validate_record_contact_outcome(self, request: ContactOutcome) -> None:
+        case = self._case
+        self._check(
+            lambda: holds.contact_outcome(
+                case.contact,
+                request,
+                now=self._now(),
+                default_address=case.loan.borrower.phone,
+                contact_points=case.contact_points(),
+            )
+        )
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> CollectionStatus:
@@ -171,6 +395,11 @@ class LoanCollectionWorkflow:
             outcome_reason=case.outcome_reason,
             collections_now=now,
             demo_speed=case.clock.speed,
+            contact_profile=case.profile.name if case.profile else None,
+            contact=case.contact if case.profile else None,
+            escalation_hold=hold[0] if (hold := escalation_hold(case, now)) else None,
+            deferred=case.deferrals,
+            callbacks=case.callbacks,
         )
 
     # -- main loop ---------------------------------------------------------------------------------------
@@ -182,6 +411,10 @@ class LoanCollectionWorkflow:
         while not case.closed:
             if workflow.info().is_continue_as_new_suggested():
                 await self._continue_as_new()
+            if self._compliant():
+                # Anything a handler changes from here on (even while an activity runs) cuts the next wait
+                # short, so no payment or hold is missed.
+                self._changed = False
             now = self._now()
             if self._close_request is not None:
                 request = self._close_request
@@ -190,6 +423,16 @@ class LoanCollectionWorkflow:
                 )
             elif case.arrears_minor == 0:
                 await self._finish("paid", f"arrears paid in full ({len(case.applied_payment_ids)} payments)")
+            elif self._compliant() and case.contact.collection_stopped:
+                stopped = case.contact.collection_stopped
+                await self._finish(stopped, f"collection stopped: {stopped}")  # type: ignore[arg-type]
+            elif self._compliant() and self._expire_holds(now):
+                pass  # an expired hold was journaled; re-plan from here
+            elif self._compliant() and (hold := escalation_hold(case, now)) is not None:
+                self._next = None
+                await self._wait_until(hold[1], hold[0])
+            elif self._compliant() and case.callbacks and case.callbacks[0] <= now:
+                await self._call_back(case.callbacks[0], now)
             elif case.open_promise is not None and now >= case.open_promise.deadline:
                 await self._promise_broken(case.open_promise)
             elif case.open_promise is not None:
@@ -205,6 +448,7 @@ class LoanCollectionWorkflow:
                 await self._advance(now)
             self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._flush_journal()
         return self.status()
 
     async def _advance(self, now: datetime) -> None:
@@ -225,8 +469,9 @@ class LoanCollectionWorkflow:
         for missed in decision.skip:
             case.mark_done(missed.key)
             self._record(missed, now, "skipped: superseded by a later step (joined late or resumed)")
-        if decision.run_now:
-            for occurrence in decision.run_now:
+        ready = [o for o in decision.run_now if case.deferrals.get(o.key, now) <= now]
+        if ready:
+            for occurrence in ready:
                 if case.closed or self._close_request is not None or case.arrears_minor == 0:
                     return
                 await self._run_step(occurrence)
@@ -245,13 +490,26 @@ class LoanCollectionWorkflow:
         )
         due = decision.next_due_at
         label = f"next: {following.key} at DPD {following.dpd}" if following else "no further step"
-        if case.placement is not None and (due is None or case.placement.expires_at < due):
-            due, label = case.placement.expires_at, f"agency placement {case.placement.placement_id} expires"
+        wakeups: list[tuple[datetime, str]] = []
+        if case.placement is not None:
+            wakeups.append(
+                (case.placement.expires_at, f"agency placement {case.placement.placement_id} expires")
+            )
+        for occurrence in decision.run_now:  # due but deferred by the contact rules
+            wakeups.append((case.deferrals[occurrence.key], f"deferred: {occurrence.key} (contact rules)"))
+        if case.callbacks:
+            wakeups.append((case.callbacks[0], "callback the borrower asked for"))
+        for when, why in wakeups:
+            if due is None or when < due:
+                due, label = when, why
         await self._wait_until(due, label)
 
     async def _wait_until(self, due: datetime | None, label: str) -> None:
         """A durable timer in collections time that any payment, promise or close cuts short."""
-        self._changed = False
+        if self._compliant():
+            await self._flush_journal()
+        else:
+            self._changed = False  # loans started before the contact rules: replayed as they ran
         self._waiting_for = label
         self._publish()
         if due is None:
@@ -272,8 +530,17 @@ class LoanCollectionWorkflow:
         step = occurrence.step
         now = self._now()
         self._waiting_for = f"running {occurrence.key}"
-        if stage_rank(step.stage) > stage_rank(case.stage):
-            case.stage = step.stage
+        contact = contact_channel(step) if self._compliant() else None
+        if contact is not None:
+            outcome = await self._contact_step(occurrence, contact, now)
+            if outcome is None:
+                return  # deferred by the contact rules: the step stays due
+            if outcome:
+                self._enter_stage(step.stage, now)
+                case.mark_done(occurrence.key)
+                self._record(occurrence, now, outcome)
+                return
+        self._enter_stage(step.stage, now)
         result: str
         if step.action == "message":
             assert step.channel and step.template  # guaranteed by Step validation
@@ -423,6 +690,8 @@ class LoanCollectionWorkflow:
         promise.status = "broken"
         promise.settled_at = now
         case.broken_promises += 1
+        if self._compliant():
+            self._journal_promise(promise, "broken", actor="system")
         rules = case.strategy.promise
         key = f"promise:{promise.promise_id}:broken"
         result = await self._send(
@@ -462,6 +731,7 @@ class LoanCollectionWorkflow:
 
     async def _continue_as_new(self) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._flush_journal()
         workflow.continue_as_new(
             CollectionInput(
                 loan=self._case.loan,
@@ -469,6 +739,241 @@ class LoanCollectionWorkflow:
                 demo_day_seconds=self._demo_day_seconds,
                 case=self._case,
             )
+        )
+
+    # -- contact rules ----------------------------------------------------------------------------------
+
+    async def _contact_step(
+        self, occurrence: Occurrence, wanted: ContactChannel, now: datetime
+    ) -> str | None:
+        """Ask the rules, then contact. Returns the step's result, None when deferred, "" when the step is a
+        lawyer's letter that may go now (the caller runs it)."""
+        case = self._case
+        step = occurrence.step
+        while True:
+            choice = choose_channel(case, wanted, now)
+            decision = choice.decision
+            if choice.channel is None:
+                self._journal_deferral(occurrence.key, wanted, decision.rule, decision.reason, None)
+                return f"skipped: no allowed channel ({'; '.join(choice.closed) or decision.reason})"
+            if not decision.allowed:
+                assert decision.at is not None
+                case.deferrals[occurrence.key] = decision.at
+                self._journal_deferral(
+                    occurrence.key, choice.channel, decision.rule, decision.reason, decision.at
+                )
+                return None
+            case.deferrals.pop(occurrence.key, None)
+            if choice.channel == "letter":
+                return ""
+            if choice.channel in ("call", "visit"):
+                receipt = await self._activity(
+                    contracts.CREATE_COLLECTOR_TASK,
+                    step_requests.collector_task_request(
+                        case, occurrence.key, choice.channel, workflow.now(), now, step.summary
+                    ),
+                    contracts.CollectorTaskReceipt,
+                    f"{choice.channel} task: {step.summary}",
+                    CONTACT_RETRY,
+                )
+                if receipt is None:
+                    return "failed: task not created"
+                self._journal(
+                    "collector_action",
+                    f"{occurrence.key}:task",
+                    collector="system",
+                    action=f"{choice.channel}_task_created",
+                    outcome=None,
+                    detail=receipt.task_id,
+                )
+                return f"{choice.channel} task {receipt.task_id}"
+            assert step.template is not None
+            key = occurrence.key if choice.channel == step.channel else f"{occurrence.key}:{choice.channel}"
+            request = step_requests.message_request(case, key, choice.channel, step.template, now)
+            if decision.requires_validation_notice:
+                request = request.model_copy(
+                    update={"variables": {**request.variables, "validation_notice": "included"}}
+                )
+            receipt = await self._activity(
+                contracts.SEND_MESSAGE,
+                request,
+                contracts.MessageReceipt,
+                f"{choice.channel}: {step.summary or occurrence.key}",
+                CONTACT_RETRY,
+            )
+            if receipt is None:
+                # Permanent failure (invalid number, bounced address): that contact point is unreachable;
+                # the next loop asks the rules again and falls back to the next channel.
+                assert choice.address is not None
+                case.contact = case.contact.model_copy(
+                    update={"unreachable_addresses": [*case.contact.unreachable_addresses, choice.address]}
+                )
+                self._journal_attempt(key, choice.channel, step.template, None, "failed")
+                continue
+            case.add_attempt(
+                ContactAttempt(channel=choice.channel, at=now, address=choice.address or ""), now
+            )
+            if decision.requires_validation_notice:
+                case.contact = case.contact.model_copy(update={"validation_notice_sent_at": now})
+            self._journal_attempt(key, choice.channel, step.template, receipt.message_id, receipt.status)
+            return f"{receipt.channel} {receipt.message_id} {receipt.status}"
+
+    async def _call_back(self, due: datetime, now: datetime) -> None:
+        """A callback the borrower asked for becomes a call task, within the rules."""
+        case = self._case
+        choice = choose_channel(case, "call", now)
+        key = f"callback:{due.isoformat()}"
+        case.callbacks = case.callbacks[1:]
+        if choice.channel is None:
+            self._journal_deferral(key, "call", choice.decision.rule, choice.decision.reason, None)
+            return
+        if not choice.decision.allowed:
+            assert choice.decision.at is not None
+            case.callbacks = sorted([*case.callbacks, choice.decision.at])
+            self._journal_deferral(
+                key, "call", choice.decision.rule, choice.decision.reason, choice.decision.at
+            )
+            return
+        receipt = await self._activity(
+            contracts.CREATE_COLLECTOR_TASK,
+            step_requests.collector_task_request(
+                case, key, "call", workflow.now(), now, "callback requested"
+            ),
+            contracts.CollectorTaskReceipt,
+            "call task: callback the borrower asked for",
+            CONTACT_RETRY,
+        )
+        case.record(
+            StepRecord(
+                key=key,
+                step_id="callback",
+                action="collector_task",
+                stage=case.stage,
+                at=now,
+                result=f"call task {receipt.task_id}" if receipt else "failed: task not created",
+            )
+        )
+
+    def _expire_holds(self, now: datetime) -> bool:
+        """Time-bounded holds end by themselves; the end is journaled like their start."""
+        state = self._case.contact
+        expired = [
+            (kind, field)
+            for kind, field, until in (
+                ("hardship", "hardship_until", state.hardship_until),
+                ("breathing_space", "breathing_space_until", state.breathing_space_until),
+            )
+            if until is not None and until <= now
+        ]
+        for kind, field in expired:
+            until = getattr(self._case.contact, field)
+            self._case.contact = self._case.contact.model_copy(update={field: None})
+            self._journal(
+                "hold",
+                f"hold:{kind}:{until.isoformat()}:expired",
+                kind=kind,
+                action="expired",
+                until=until.isoformat(),
+                detail=None,
+                actor="system",
+            )
+        return bool(expired)
+
+    def _enter_stage(self, stage: Stage, now: datetime) -> None:
+        case = self._case
+        if stage_rank(stage) <= stage_rank(case.stage):
+            return
+        before = case.stage
+        case.stage = stage
+        if self._compliant():
+            self._journal(
+                "stage_transition",
+                f"stage:{case.loan.overdue_since.isoformat()}:{stage}",
+                from_stage=before,
+                to_stage=stage,
+                dpd=case.dpd(now),
+                reason="strategy step due",
+            )
+
+    def _compliant(self) -> bool:
+        """Contact rules and the journal apply to loans started with a contact profile. Loans started before
+        (no profile in their input) keep their original behaviour, so their histories still replay."""
+        if self._compliance is None:
+            self._compliance = self._case.profile is not None and workflow.patched(CONTACT_RULES_PATCH)
+        return self._compliance
+
+    def _profile(self) -> ContactProfile:
+        assert self._case.profile is not None  # _check() rejects requests on loans without one
+        return self._case.profile
+
+    # -- the journal --------------------------------------------------------------------------------------
+
+    def _journal(self, entry_kind: contracts.JournalKind, key: str, **data: str | int | bool | None) -> None:
+        case = self._case
+        self._journal_pending.append(
+            contracts.JournalEntry(
+                kind=entry_kind,
+                idempotency_key=f"{case.loan.loan_id}:{key}",
+                loan_id=case.loan.loan_id,
+                jurisdiction=case.loan.jurisdiction,
+                at=self._now(),
+                data=data,
+            )
+        )
+
+    def _journal_attempt(
+        self, key: str, channel: str, template: str | None, content_ref: str | None, status: str
+    ) -> None:
+        address_kind = {"sms": "phone", "call": "phone", "email": "email", "push": "app"}.get(channel, "none")
+        self._journal(
+            "contact_attempt",
+            f"attempt:{key}:{status}",
+            channel=channel,
+            template=template,
+            content_ref=content_ref,
+            provider_id=content_ref,
+            status=status,
+            address_kind=address_kind,
+            actor="system",
+        )
+
+    def _journal_deferral(
+        self, step_key: str, channel: str, rule: str, reason: str, until: datetime | None
+    ) -> None:
+        self._journal(
+            "deferral",
+            f"deferral:{step_key}:{workflow.uuid4()}",
+            step_key=step_key,
+            channel=channel,
+            rule=rule,
+            reason=reason,
+            deferred_from=self._now().isoformat(),
+            deferred_until=until.isoformat() if until else None,
+        )
+
+    def _journal_promise(self, promise: PromiseToPay, fate: str, actor: str) -> None:
+        self._journal(
+            "promise",
+            f"promise:{promise.promise_id}:{fate}",
+            promise_id=promise.promise_id,
+            amount_minor=promise.amount_minor,
+            currency=promise.currency,
+            due_date=promise.due_date.isoformat(),
+            fate=fate,
+            actor=actor,
+        )
+
+    async def _flush_journal(self) -> None:
+        """Write what happened since the last flush, in one idempotent activity."""
+        if not self._journal_pending:
+            return
+        batch, self._journal_pending = self._journal_pending, []
+        await self._activity(
+            contracts.RECORD_JOURNAL,
+            contracts.JournalBatch(entries=batch),
+            contracts.JournalReceipt,
+            f"journal: {len(batch)} entries",
+            CASE_RETRY,
         )
 
     # -- helpers -----------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.case import CloseReason, CollectionCase, Outcome, StepRecord
+from domain.contact_profiles import ContactProfile
+from domain.contact_rules import ContactState
 from domain.loan import Loan
 from domain.promise import PromiseToPay
 from domain.strategy import Strategy
@@ -20,6 +22,16 @@ PAYMENT_SIGNAL = "payment"
 CLOSE_SIGNAL = "close"
 PROMISE_UPDATE = "promise_to_pay"
 STATUS_QUERY = "status"
+# Collectors' holds, preferences and call outcomes (updates with validators).
+RAISE_DISPUTE_UPDATE = "raise_dispute"
+RESOLVE_DISPUTE_UPDATE = "resolve_dispute"
+HARDSHIP_HOLD_UPDATE = "hardship_hold"
+BREATHING_SPACE_UPDATE = "breathing_space"
+CEASE_CONTACT_UPDATE = "cease_contact"
+OPT_OUT_UPDATE = "opt_out"
+PREFERRED_HOURS_UPDATE = "set_contact_hours"
+STOP_COLLECTION_UPDATE = "stop_collection"
+CONTACT_OUTCOME_UPDATE = "record_contact_outcome"
 
 
 def workflow_id(loan_id: str) -> str:
@@ -33,6 +45,9 @@ class CollectionInput(BaseModel):
         default=None,
         gt=0,
         description="DEMO ONLY: one collections day lasts this many real seconds. Never set in production.",
+    )
+    profile: ContactProfile | None = Field(
+        default=None, description="contact rules of the loan's jurisdiction (domain.contact_profiles)"
     )
     case: CollectionCase | None = Field(default=None, description="carried state on continue-as-new")
 
@@ -81,3 +96,8 @@ class CollectionStatus(BaseModel):
     outcome_reason: str | None
     collections_now: datetime
     demo_speed: float
+    contact_profile: str | None = None
+    contact: ContactState | None = None
+    escalation_hold: str | None = None
+    deferred: dict[str, datetime] = Field(default_factory=dict)
+    callbacks: list[datetime] = Field(default_factory=list)

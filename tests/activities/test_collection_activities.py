@@ -19,6 +19,7 @@ def test_all_registers_one_activity_per_contract_name(activities: CollectionActi
         contracts.RECALL_FROM_AGENCY,
         contracts.GENERATE_LAWYER_LETTER,
         contracts.REFER_TO_LITIGATION,
+        contracts.RECORD_JOURNAL,
     }
 
 

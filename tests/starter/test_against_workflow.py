@@ -37,7 +37,7 @@ async def test_start_promise_pay_status_round_trip(local_client: Client, task_qu
 
         assert status.paid_total_minor == 30_000 and status.amount_overdue_minor == 50_000
         assert [(p.promise_id, p.status) for p in status.promises] == [(accepted.promise_id, "kept")]
-        assert status.stage == "deep_contact"
+        assert status.dpd == 20 and status.contact_profile == "cn"
 
         await starter.pay(loan.loan_id, 50_000, payment_id="P-2")
         await starter.handle(loan.loan_id).result()

@@ -12,6 +12,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.contact_profiles import default_profiles
 from domain.loan import Borrower, Instalment, Loan
 from domain.strategy import Strategy, default_strategy
 from tests.workflows.fakes import FakeActivities
@@ -66,10 +67,14 @@ class Harness:
     async def today(self) -> date:
         return (await self.now()).astimezone(SHANGHAI).date()
 
-    async def start(self, loan: Loan, strategy: Strategy | None = None, **kwargs: object) -> WorkflowHandle:
+    async def start(
+        self, loan: Loan, strategy: Strategy | None = None, *, legacy: bool = False, **kwargs: object
+    ) -> WorkflowHandle:
+        """Start a loan with its jurisdiction's contact profile (`legacy`: without, as before profiles)."""
+        profile = None if legacy else default_profiles()[loan.jurisdiction]
         handle = await self.client.start_workflow(
             WORKFLOW_NAME,
-            CollectionInput(loan=loan, strategy=strategy or default_strategy(), **kwargs),
+            CollectionInput(loan=loan, strategy=strategy or default_strategy(), profile=profile, **kwargs),
             id=workflow_id(loan.loan_id),
             task_queue=self.task_queue,
             result_type=CollectionStatus,
@@ -98,5 +103,14 @@ async def harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Harne
         activities=fakes.all(),
     ):
         harness = Harness(time_skipping_env, time_skipping_env.client, task_queue, fakes)
+        # Every test starts at 10:00 in Shanghai: inside contact hours, after the day's 09:00 steps, and the
+        # same whatever the wall clock of the machine running the tests.
+        now = await harness.now()
+        local = now.astimezone(SHANGHAI)
+        ten = local.replace(hour=10, minute=0, second=0, microsecond=0)
+        if ten <= local:
+            ten += timedelta(days=1)
+        await time_skipping_env.sleep(ten - local)
         yield harness
         await harness.terminate_running()
+        assert fakes.journal_errors == [], "the workflow wrote journal entries the real activity rejects"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -16,6 +17,15 @@ class FakeActivities:
     calls: list[tuple[str, object]] = field(default_factory=list)
     failing_channels: set[str] = field(default_factory=set)
     no_agency: bool = False
+    times: list[datetime] = field(default_factory=list)
+    journal: list[contracts.JournalEntry] = field(default_factory=list)
+    journal_keys: set[str] = field(default_factory=set)
+    journal_errors: list[str] = field(default_factory=list)
+    journal_delay: float = 0.0  # real seconds: lets a test land a signal while the journal is written
+
+    def _log(self, name: str, request: object) -> None:
+        self.calls.append((name, request))
+        self.times.append(activity.info().current_attempt_scheduled_time)
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
@@ -25,7 +35,7 @@ class FakeActivities:
 
     @activity.defn(name=contracts.SEND_MESSAGE)
     async def send_message(self, request: contracts.MessageRequest) -> contracts.MessageReceipt:
-        self.calls.append((contracts.SEND_MESSAGE, request))
+        self._log(contracts.SEND_MESSAGE, request)
         if request.channel in self.failing_channels:
             raise ApplicationError("bounced", type=contracts.CONTACT_POINT_INVALID, non_retryable=True)
         return contracts.MessageReceipt(
@@ -36,12 +46,12 @@ class FakeActivities:
     async def create_collector_task(
         self, request: contracts.CollectorTaskRequest
     ) -> contracts.CollectorTaskReceipt:
-        self.calls.append((contracts.CREATE_COLLECTOR_TASK, request))
+        self._log(contracts.CREATE_COLLECTOR_TASK, request)
         return contracts.CollectorTaskReceipt(task_id=f"t-{len(self.calls)}", duplicate=False)
 
     @activity.defn(name=contracts.PLACE_WITH_AGENCY)
     async def place_with_agency(self, request: contracts.PlacementRequest) -> contracts.PlacementReceipt:
-        self.calls.append((contracts.PLACE_WITH_AGENCY, request))
+        self._log(contracts.PLACE_WITH_AGENCY, request)
         if self.no_agency:
             raise ApplicationError("none", type=contracts.NO_AGENCY_AVAILABLE, non_retryable=True)
         return contracts.PlacementReceipt(
@@ -54,14 +64,14 @@ class FakeActivities:
 
     @activity.defn(name=contracts.RECALL_FROM_AGENCY)
     async def recall_from_agency(self, request: contracts.RecallRequest) -> contracts.RecallReceipt:
-        self.calls.append((contracts.RECALL_FROM_AGENCY, request))
+        self._log(contracts.RECALL_FROM_AGENCY, request)
         return contracts.RecallReceipt(placement_id=request.placement_id, recalled=True)
 
     @activity.defn(name=contracts.GENERATE_LAWYER_LETTER)
     async def generate_lawyer_letter(
         self, request: contracts.LawyerLetterRequest
     ) -> contracts.LawyerLetterReceipt:
-        self.calls.append((contracts.GENERATE_LAWYER_LETTER, request))
+        self._log(contracts.GENERATE_LAWYER_LETTER, request)
         return contracts.LawyerLetterReceipt(
             document_id="doc-1", sha256="ab" * 32, size_bytes=1000, duplicate=False
         )
@@ -70,8 +80,29 @@ class FakeActivities:
     async def refer_to_litigation(
         self, request: contracts.LitigationReferralRequest
     ) -> contracts.LitigationReferralReceipt:
-        self.calls.append((contracts.REFER_TO_LITIGATION, request))
+        self._log(contracts.REFER_TO_LITIGATION, request)
         return contracts.LitigationReferralReceipt(case_id="case-1", duplicate=False)
+
+    @activity.defn(name=contracts.RECORD_JOURNAL)
+    async def record_journal(self, batch: contracts.JournalBatch) -> contracts.JournalReceipt:
+        self._log(contracts.RECORD_JOURNAL, batch)
+        if self.journal_delay:
+            await asyncio.sleep(self.journal_delay)
+        for index, entry in enumerate(batch.entries):  # the same check the real activity makes
+            try:
+                contracts.JOURNAL_DATA[entry.kind].model_validate(entry.data)
+            except ValueError as error:
+                self.journal_errors.append(f"entries[{index}] {entry.kind}: {error}")
+                raise ApplicationError(
+                    str(error), type=contracts.INVALID_REQUEST, non_retryable=True
+                ) from None
+        fresh = [e for e in batch.entries if e.idempotency_key not in self.journal_keys]
+        self.journal.extend(fresh)
+        self.journal_keys.update(e.idempotency_key for e in fresh)
+        return contracts.JournalReceipt(written=len(fresh), duplicates=len(batch.entries) - len(fresh))
+
+    def journal_of(self, kind: str) -> list[contracts.JournalEntry]:
+        return [e for e in self.journal if e.kind == kind]
 
     def all(self) -> list:
         return [
@@ -81,4 +112,5 @@ class FakeActivities:
             self.recall_from_agency,
             self.generate_lawyer_letter,
             self.refer_to_litigation,
+            self.record_journal,
         ]

@@ -1,0 +1,92 @@
+"""Asking the contact rules before a step: which channel, now or when, and what pauses escalation.
+
+Pure glue between the strategy's steps and `domain.contact_rules`, so the workflow only acts on the answer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from domain.case import CollectionCase
+from domain.contact_rules import ContactChannel, ContactDecision, check_contact
+from domain.strategy import Step
+
+MESSAGE_CHANNELS: tuple[ContactChannel, ...] = ("sms", "email", "push")
+
+
+def contact_channel(step: Step) -> ContactChannel | None:
+    """The borrower-facing channel a step uses; None for steps that contact nobody (reviews, placements)."""
+    if step.action == "message":
+        return step.channel
+    if step.action == "collector_task" and step.task in ("call", "visit"):
+        return step.task
+    if step.action == "lawyer_letter":
+        return "letter"
+    return None
+
+
+def address_for(case: CollectionCase, channel: ContactChannel) -> str | None:
+    borrower = case.loan.borrower
+    if channel in ("sms", "call"):
+        return borrower.phone
+    if channel == "email":
+        return borrower.email
+    if channel == "push":
+        return case.loan.loan_id  # the borrower's app account, keyed by loan id
+    return "postal"  # visits and letters go to the address on file
+
+
+class ChannelChoice(BaseModel):
+    channel: ContactChannel | None  # None: no channel may be used now or later
+    address: str | None
+    decision: ContactDecision
+    closed: list[str]  # channels passed over, with why: for the journal and the step record
+
+
+def choose_channel(case: CollectionCase, wanted: ContactChannel, now: datetime) -> ChannelChoice:
+    """The step's own channel if the rules allow it now; if it is deferred, wait for it; if it is closed for
+    good (opt-out, unreachable), the next message channel the borrower can be reached on."""
+    assert case.profile is not None
+    order = (
+        [wanted, *(c for c in MESSAGE_CHANNELS if c != wanted)] if wanted in MESSAGE_CHANNELS else [wanted]
+    )
+    closed: list[str] = []
+    last: ContactDecision | None = None
+    for channel in order:
+        address = address_for(case, channel)
+        if address is None:
+            closed.append(f"{channel}: no contact point on file")
+            continue
+        decision = check_contact(
+            profile=case.profile,
+            zone=case.loan.zone,
+            channel=channel,
+            address=address,
+            attempts=case.attempts,
+            state=case.contact,
+            now=now,
+        )
+        last = decision
+        if decision.allowed or decision.at is not None:
+            return ChannelChoice(channel=channel, address=address, decision=decision, closed=closed)
+        closed.append(f"{channel}: {decision.reason}")
+    assert last is not None or closed
+    decision = last or ContactDecision(allowed=False, at=None, rule="unreachable", reason="; ".join(closed))
+    return ChannelChoice(channel=None, address=None, decision=decision, closed=closed)
+
+
+def escalation_hold(case: CollectionCase, now: datetime) -> tuple[str, datetime | None] | None:
+    """What freezes the whole process (not just contact), and until when (None: until someone lifts it)."""
+    state = case.contact
+    profile = case.profile
+    if profile is None:
+        return None
+    if state.dispute_open and profile.dispute_stops_collection:
+        return "dispute open: collection stopped until verification is sent", None
+    if state.breathing_space_until is not None and state.breathing_space_until > now:
+        return f"Breathing Space until {state.breathing_space_until:%Y-%m-%d}", state.breathing_space_until
+    if state.hardship_until is not None and state.hardship_until > now:
+        return f"hardship hold until {state.hardship_until:%Y-%m-%d}", state.hardship_until
+    return None
