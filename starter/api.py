@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from domain.clock import DAY
 from domain.contact_profiles import ContactProfile, load_profiles
+from domain.contact_rules import ContactState
 from domain.loan import Loan, Payment, format_money
 from domain.promise import PromiseRequest
 from domain.strategy import Strategy, load_strategy
@@ -112,6 +113,15 @@ class PromiseRejected(Exception):
         self.loan_id = loan_id
         self.reason = reason
         super().__init__(f"promise for loan {loan_id} rejected: {reason}")
+
+
+class RequestRefused(Exception):
+    """The workflow refused a collector's hold, preference or outcome; nothing changed."""
+
+    def __init__(self, loan_id: str, reason: str) -> None:
+        self.loan_id = loan_id
+        self.reason = reason
+        super().__init__(f"{loan_id}: {reason}")
 
 
 class StartFailed(RuntimeError):
@@ -424,6 +434,22 @@ class CollectionsStarter:
             cause = error.cause
             reason = cause.message if isinstance(cause, ApplicationError | FailureError) else str(cause)
             raise PromiseRejected(loan_id, reason or "rejected") from None
+        except RPCError as error:
+            raise await self._explain(loan_id, error) from None
+
+    async def collector_action(self, loan_id: str, update: str, request: BaseModel) -> ContactState:
+        """A hold, preference or call outcome (`workflows.messages.*_UPDATE` with its `domain.holds` model).
+
+        An update, so the collector learns at once: raises `RequestRefused` with the workflow's reason
+        (e.g. "verification_sent: ..."), and nothing changes.
+        """
+        check_loan_id(loan_id)
+        try:
+            return await self.handle(loan_id).execute_update(update, request, result_type=ContactState)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            reason = cause.message if isinstance(cause, ApplicationError | FailureError) else str(cause)
+            raise RequestRefused(loan_id, reason or "refused") from None
         except RPCError as error:
             raise await self._explain(loan_id, error) from None
 

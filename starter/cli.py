@@ -30,11 +30,13 @@ from domain.case import CloseReason
 from domain.loan import Loan, format_money
 from domain.strategy import Strategy, StrategyError, load_strategy
 from stack.settings import Settings
+from starter import collector_cli
 from starter.api import (
     CollectionClosed,
     CollectionsStarter,
     InvalidRequest,
     PromiseRejected,
+    RequestRefused,
     StartFailed,
     StartResult,
     UnknownLoan,
@@ -254,6 +256,20 @@ async def _close(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+async def _collector_action(args: argparse.Namespace, settings: Settings) -> int:
+    problems = _Problems()
+    loan_id = _loan_id(problems, args.loan_id)
+    built = collector_cli.build_request(args)
+    if isinstance(built, list):
+        raise _Invalid([*_lines(problems.items), *built])
+    problems.raise_if_any()
+    update, request = built
+    starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
+    state = await starter.collector_action(loan_id, update, request)
+    print(f"{args.command} recorded on loan {loan_id}: {collector_cli.describe(state)}")
+    return EXIT_OK
+
+
 async def _status(args: argparse.Namespace, settings: Settings) -> int:
     problems = _Problems()
     loan_id = _loan_id(problems, args.loan_id)
@@ -391,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="where a loan stands")
     status.add_argument("loan_id", metavar="LOAN_ID")
     status.add_argument("--json", action="store_true", help="the full status as JSON")
+    collector_cli.add_parsers(commands)
     return parser
 
 
@@ -400,6 +417,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Coroutine[Any, Any,
     "promise": _promise,
     "close": _close,
     "status": _status,
+    **{name: _collector_action for name in collector_cli.ACTIONS},
 }
 
 
@@ -417,6 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except PromiseRejected as error:
         print(f"promise rejected: {error.reason}", file=sys.stderr)
+        return EXIT_REJECTED
+    except RequestRefused as error:
+        print(f"{args.command} refused: {error.reason}", file=sys.stderr)
         return EXIT_REJECTED
     except (UnknownLoan, CollectionClosed) as error:
         print(f"error: {error}", file=sys.stderr)

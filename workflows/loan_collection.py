@@ -112,6 +112,8 @@ class LoanCollectionWorkflow:
         self._upserted: dict[str, object] = {}
         self._compliance: bool | None = None
         self._journal_pending: list[contracts.JournalEntry] = []
+        # Decided here, before any handler runs: validators and queries are read-only and cannot patch.
+        self._compliant()
 
     # -- messages ----------------------------------------------------------------------------------------
     # Handlers are synchronous: they only change the case and wake the main loop, which does every side

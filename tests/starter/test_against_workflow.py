@@ -45,3 +45,38 @@ async def test_start_promise_pay_status_round_trip(local_client: Client, task_qu
 
     assert final.outcome == "paid" and final.amount_overdue_minor == 0
     assert await starter.start_loan(loan) == "already_closed"
+
+
+async def test_collector_actions_reach_the_workflow_and_refusals_change_nothing(
+    local_client: Client, task_queue: str
+) -> None:
+    from domain.holds import HardshipHold, OptOut, ResolveDispute
+    from starter.api import RequestRefused
+    from workflows.messages import HARDSHIP_HOLD_UPDATE, OPT_OUT_UPDATE, RESOLVE_DISPUTE_UPDATE
+
+    fakes = FakeActivities()
+    starter = CollectionsStarter(local_client, task_queue=task_queue, strategy=default_strategy())
+    loan = make_loan(datetime.now(UTC), dpd=5)
+    async with Worker(
+        local_client, task_queue=task_queue, workflows=[LoanCollectionWorkflow], activities=fakes.all()
+    ):
+        await starter.start_loan(loan)
+        state = await starter.collector_action(
+            loan.loan_id, HARDSHIP_HOLD_UPDATE, HardshipHold(collector="c", days=30)
+        )
+        assert state.hardship_until is not None
+        state = await starter.collector_action(
+            loan.loan_id, OPT_OUT_UPDATE, OptOut(collector="c", channel="push")
+        )
+        assert state.opted_out_channels == ["push"]
+
+        with pytest.raises(RequestRefused) as refused:
+            await starter.collector_action(
+                loan.loan_id, RESOLVE_DISPUTE_UPDATE, ResolveDispute(collector="c", verification_sent=True)
+            )
+        assert refused.value.reason == "dispute: no dispute is open"
+        status = await starter.status(loan.loan_id)
+
+    assert status.contact is not None and status.contact.dispute_open is False
+    assert status.escalation_hold is not None and status.escalation_hold.startswith("hardship hold until")
+    await starter.handle(loan.loan_id).terminate("test finished")

@@ -1,0 +1,142 @@
+"""Collectors' commands: holds, preferences and call outcomes (`python -m starter dispute|hold|...`).
+
+The admin UI is where collectors will work; these commands reach the same workflow updates for operators and
+scripts. Each validates its input first (exit 2, one line per bad field) and prints the workflow's refusal
+(exit 3) when the request cannot be applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from typing import Any, get_args
+
+from pydantic import BaseModel, ValidationError
+
+from domain import holds
+from domain.contact_rules import ContactState
+from starter.problems import field_problems
+from workflows import messages
+
+COLLECTOR = os.environ.get("USER") or "cli"
+
+# command -> (update name, help, request model, how to build the model's fields from the arguments)
+Builder = Callable[[argparse.Namespace], dict[str, Any]]
+ACTIONS: dict[str, tuple[str, str, type[BaseModel], Builder]] = {
+    "dispute": (
+        messages.RAISE_DISPUTE_UPDATE,
+        "the borrower disputes the debt (US: collection stops until verification is sent)",
+        holds.RaiseDispute,
+        lambda a: {},
+    ),
+    "resolve-dispute": (
+        messages.RESOLVE_DISPUTE_UPDATE,
+        "verification was sent: collection resumes",
+        holds.ResolveDispute,
+        lambda a: {"verification_sent": a.verification_sent},
+    ),
+    "hardship": (
+        messages.HARDSHIP_HOLD_UPDATE,
+        "hold collection for N days of hardship (resumes by itself)",
+        holds.HardshipHold,
+        lambda a: {"days": a.days},
+    ),
+    "breathing-space": (
+        messages.BREATHING_SPACE_UPDATE,
+        "UK Breathing Space: 60 days of no contact or escalation (resumes by itself)",
+        holds.StartBreathingSpace,
+        lambda a: {"reference": a.reference},
+    ),
+    "cease": (
+        messages.CEASE_CONTACT_UPDATE,
+        "the borrower asked to stop all contact",
+        holds.CeaseContact,
+        lambda a: {},
+    ),
+    "opt-out": (
+        messages.OPT_OUT_UPDATE,
+        "opt the borrower out of one channel or one address",
+        holds.OptOut,
+        lambda a: {"channel": a.channel, "address": a.address},
+    ),
+    "contact-hours": (
+        messages.PREFERRED_HOURS_UPDATE,
+        "the borrower's preferred contact hours (local time)",
+        holds.PreferredHours,
+        lambda a: {"start": a.start, "end": a.end},
+    ),
+    "stop": (
+        messages.STOP_COLLECTION_UPDATE,
+        "bankruptcy or death: collection ends with that outcome",
+        holds.StopCollection,
+        lambda a: {"reason": a.reason},
+    ),
+    "outcome": (
+        messages.CONTACT_OUTCOME_UPDATE,
+        "record a call or visit outcome",
+        holds.ContactOutcome,
+        lambda a: {"channel": a.channel, "outcome": a.outcome, "callback_at": a.callback_at},
+    ),
+}
+
+
+def add_parsers(commands: Any) -> None:
+    for name, (_, help_text, _, _) in ACTIONS.items():
+        parser = commands.add_parser(name, help=help_text)
+        parser.add_argument("loan_id", metavar="LOAN_ID")
+        parser.add_argument("--collector", default=COLLECTOR, help="who records it (default $USER)")
+        parser.add_argument("--note")
+        if name == "resolve-dispute":
+            parser.add_argument("--verification-sent", action="store_true", help="verification was sent")
+        if name == "hardship":
+            parser.add_argument("--days", required=True, help="1 to 180")
+        if name == "breathing-space":
+            parser.add_argument("--reference", help="Debt Respite Scheme reference")
+        if name == "opt-out":
+            parser.add_argument("--channel", help="sms, email, push, call, visit or letter")
+            parser.add_argument("--address", help="a phone number or e-mail address of this loan")
+        if name == "contact-hours":
+            parser.add_argument("--start", required=True, metavar="HH:MM")
+            parser.add_argument("--end", required=True, metavar="HH:MM")
+        if name == "stop":
+            parser.add_argument("--reason", required=True, choices=["bankruptcy", "deceased"])
+        if name == "outcome":
+            parser.add_argument("--channel", default="call", choices=["call", "visit"])
+            parser.add_argument("--outcome", required=True, choices=list(get_args(holds.CallOutcomeKind)))
+            parser.add_argument("--callback-at", metavar="ISO", help="with offset, for callback_requested")
+
+
+def build_request(args: argparse.Namespace) -> tuple[str, BaseModel] | list[str]:
+    """The update name and its validated request, or one line per bad field."""
+    update, _, model, fields = ACTIONS[args.command]
+    data = {"collector": args.collector, "note": args.note, **fields(args)}
+    try:
+        return update, model.model_validate({k: v for k, v in data.items() if v is not None})
+    except ValidationError as error:
+        return [f"{field}: {message}" if field else message for field, message in field_problems(error)]
+
+
+def describe(state: ContactState) -> str:
+    parts = []
+    if state.dispute_open:
+        parts.append("dispute open")
+    if state.hardship_until:
+        parts.append(f"hardship hold until {state.hardship_until:%Y-%m-%d %H:%M %Z}")
+    if state.breathing_space_until:
+        parts.append(f"Breathing Space until {state.breathing_space_until:%Y-%m-%d}")
+    if state.cease_all:
+        parts.append("all contact ceased")
+    if state.collection_stopped:
+        parts.append(f"collection stopped: {state.collection_stopped}")
+    if state.opted_out_channels:
+        parts.append(f"opted out of {', '.join(state.opted_out_channels)}")
+    if state.opted_out_addresses or state.unreachable_addresses:
+        parts.append(
+            f"{len(state.opted_out_addresses)} address(es) opted out, "
+            f"{len(state.unreachable_addresses)} unreachable"
+        )
+    if state.preferred_hours:
+        start, end = state.preferred_hours
+        parts.append(f"preferred hours {start:%H:%M}-{end:%H:%M}")
+    return "; ".join(parts) or "no holds"
