@@ -41,6 +41,8 @@ def message_variables(case: CollectionCase, now: datetime) -> dict[str, str]:
         "dpd": str(case.dpd(now)),
         "overdue_since": case.anchor.isoformat(),
         "lender": case.loan.lender,
+        "product": case.loan.product,
+        "jurisdiction": case.loan.jurisdiction,  # templates add the opt-out line where the law requires it
     }
 
 
