@@ -174,7 +174,8 @@ class CollectionCase(BaseModel):
         return [borrower.phone, *([borrower.email] if borrower.email else []), self.loan.loan_id]
 
     def add_attempt(self, attempt: ContactAttempt, now: datetime) -> None:
-        self.attempts = prune_attempts([*self.attempts, attempt], now)
+        keep = self.profile.ledger_days() if self.profile else 8
+        self.attempts = prune_attempts([*self.attempts, attempt], now, keep_days=keep)
         if self.contact.first_contact_at is None:
             self.contact = self.contact.model_copy(update={"first_contact_at": attempt.at})
 

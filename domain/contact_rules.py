@@ -286,14 +286,15 @@ def _timed_rules(
     """The rules that defer, in the order they are asked (the first to block `now` names the decision)."""
     rules: list[_Rule] = []
 
-    def hold(rule: ContactRule, what: str, until: datetime | None) -> None:
-        if until is not None:
-            rules.append(
-                lambda t: _Block(rule, f"{what} until {_local(until, zone)}", until) if t < until else None
-            )
+    def not_before(rule: ContactRule, why: str, until: datetime) -> None:
+        rules.append(lambda t: _Block(rule, why, until) if t < until else None)
 
-    hold("breathing_space", "Breathing Space", state.breathing_space_until)
-    hold("hardship", "hardship hold", state.hardship_until)
+    if state.breathing_space_until is not None:
+        until = state.breathing_space_until
+        not_before("breathing_space", f"Breathing Space until {_local(until, zone)}", until)
+    if state.hardship_until is not None:
+        until = state.hardship_until
+        not_before("hardship", f"hardship hold until {_local(until, zone)}", until)
 
     if channel in profile.hours_apply_to:
         holidays = set(profile.holidays)
@@ -335,18 +336,11 @@ def _timed_rules(
         conversations = [a.at for a in calls if a.right_party]
         if quiet_days is not None and conversations:
             last = max(conversations)
-            quiet_until = last + timedelta(days=quiet_days)
-            rules.append(
-                lambda t: (
-                    _Block(
-                        "quiet_after_conversation",
-                        f"no call within {quiet_days} days after a conversation with the borrower "
-                        f"({_local(last, zone)})",
-                        quiet_until,
-                    )
-                    if t < quiet_until
-                    else None
-                )
+            not_before(
+                "quiet_after_conversation",
+                f"no call within {quiet_days} days after a conversation with the borrower "
+                f"({_local(last, zone)})",
+                last + timedelta(days=quiet_days),
             )
         cap = profile.max_call_attempts
         if cap is not None:
@@ -389,17 +383,10 @@ def _timed_rules(
         messages = [a.at for a in attempts if a.channel in MESSAGE_CHANNELS]
         if messages:
             last_message = max(messages)
-            spaced_until = last_message + timedelta(hours=spacing)
-            rules.append(
-                lambda t: (
-                    _Block(
-                        "message_spacing",
-                        f"at least {spacing} h between messages (last {_local(last_message, zone)})",
-                        spaced_until,
-                    )
-                    if t < spaced_until
-                    else None
-                )
+            not_before(
+                "message_spacing",
+                f"at least {spacing} h between messages (last {_local(last_message, zone)})",
+                last_message + timedelta(hours=spacing),
             )
     return rules
 
@@ -417,6 +404,8 @@ def check_contact(
 ) -> ContactDecision:
     """Whether `channel` to `address` is allowed at `now`; if not, the earliest instant it is, or never."""
     require_aware(now)
+    if horizon_days < 0:
+        raise ValueError(f"horizon_days must not be negative, got {horizon_days}")
     permanent = _permanent_block(profile, channel, address, state)
     if permanent is not None:
         return ContactDecision(allowed=False, at=None, rule=permanent[0], reason=permanent[1])
@@ -483,7 +472,7 @@ def check_contact(
         )
     return ContactDecision(
         allowed=False,
-        at=candidate,
+        at=candidate.astimezone(UTC),
         rule=next(iter(blockers)),
         reason="; ".join(
             ["; then ".join(blockers.values()), f"next allowed {_local(candidate, zone)}", *notes]
