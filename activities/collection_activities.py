@@ -19,7 +19,7 @@ import asyncpg
 import structlog
 from temporalio import activity
 
-from activities import collector_tasks, contracts, journal, legal, messaging
+from activities import collector_tasks, contracts, journal, legal, messaging, registered_mail
 from activities.agency import AgencyAdapter, DatabaseAgencyAdapter
 from activities.channels import ChannelRouter
 from activities.contracts import (
@@ -92,6 +92,7 @@ class CollectionActivities:
             self.generate_lawyer_letter,
             self.refer_to_litigation,
             journal.Journal(self._pool).record,
+            registered_mail.RegisteredMail(self._pool).dispatch_registered_mail,
         ]
 
     def _channel_for(self, channel: str) -> ChannelAdapter | None:

@@ -60,6 +60,9 @@ class MessageReceipt(_Contract):
     channel: str
     status: Literal["queued", "sent"]
     duplicate: bool = Field(description="true when this key was already stored: nothing was sent again")
+    template_version: str | None = Field(
+        default=None, description="version of the template files the message was rendered from"
+    )
 
 
 class CollectorTaskRequest(_Contract):
@@ -88,6 +91,9 @@ class PlacementRequest(_Contract):
     dpd: int
     period_days: int
     placed_at: datetime  # collections time; the placement expires at placed_at + period_days
+    exclude_agencies: list[str] = Field(
+        default_factory=list, description="agency ids not to choose: those the loan was already placed with"
+    )
 
 
 class PlacementReceipt(_Contract):
@@ -96,6 +102,9 @@ class PlacementReceipt(_Contract):
     agency_name: str
     expires_at: datetime
     duplicate: bool
+    agency_reference: str | None = Field(
+        default=None, description="the agency's own reference for the account (None: file agency)"
+    )
 
 
 class RecallRequest(_Contract):
@@ -123,6 +132,9 @@ class LawyerLetterRequest(_Contract):
     dpd: int
     issued_on: date
     respond_by: date
+    product: str | None = Field(
+        default=None, max_length=64, description="the loan's product (Loan.product), printed in the letter"
+    )
 
 
 class LawyerLetterReceipt(_Contract):
@@ -141,6 +153,9 @@ class LitigationReferralRequest(_Contract):
     dpd: int
     document_ids: list[str]
     summary: str = Field(description="ledger summary for the court file: payments, promises, contacts")
+    property_preservation: bool = Field(
+        default=False, description="ask the court for property preservation (财产保全) with the filing"
+    )
 
 
 class LitigationReferralReceipt(_Contract):
@@ -322,3 +337,22 @@ JOURNAL_DATA: dict[JournalKind, type[_JournalData]] = {
         JournalCollectorAction,
     )
 }
+
+
+# ---------------------------------------------------------------------------------------- registered mail
+# The lawyer's letter goes out by registered mail (activities/registered_mail.py). The carrier's tracking
+# reference is a UPU S10 number (RR123456785CN); a retried dispatch returns the first one.
+
+DISPATCH_REGISTERED_MAIL = "dispatch_registered_mail"
+
+
+class RegisteredMailRequest(_Contract):
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+    loan_id: str
+    document_id: str = Field(description="a stored legal document of this loan (LawyerLetterReceipt)")
+    locale: Locale
+
+
+class RegisteredMailReceipt(_Contract):
+    tracking_reference: str = Field(description="UPU S10 tracking number, e.g. RR123456785CN")
+    duplicate: bool = Field(description="true when this key was already dispatched: nothing was sent again")

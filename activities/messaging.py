@@ -4,13 +4,16 @@ Every message is written to the `messages` outbox first (status 'queued'), keyed
 the record of what was sent to whom survives and a retried activity never sends twice. With a
 `ChannelAdapter` (an SMS gateway, an e-mail provider) the activity delivers at once and marks the row
 'sent'; without one, messages stay queued for a dispatcher that reads the outbox.
+
+Templates are Jinja2 files (activities/templates, see activities/templating.py); the row and the receipt
+record the template version each message was rendered from.
 """
 
 from __future__ import annotations
 
 import re
-import string
-import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -22,29 +25,43 @@ from activities import contracts
 from activities.contracts import MessageReceipt, MessageRequest
 from activities.db import insert_once
 from activities.errors import permanent, rejected_data_is_permanent, require_same_loan
+from activities.templating import TEMPLATE_VARIABLES as TEMPLATE_VARIABLES  # re-exported
+from activities.templating import (
+    TEMPLATES_DIR,
+    InvalidVariable,
+    MessageTemplates,
+    TemplateVariableMissing,
+    UnknownTemplate,
+    template_context,
+)
 from domain.loan import E164, EMAIL
 from stack.settings import DEFAULT_PAY_URL
 
-TEMPLATES_FILE = Path(__file__).with_name("message_templates.toml")
-
-# The variables the templates use, formatted by the caller. Two have fallbacks (see `message_variables`):
-# `due_date` defaults to the `overdue_since` variable, `pay_url` to the activities' pay-URL pattern.
-TEMPLATE_VARIABLES = ("borrower_name", "amount", "due_date", "dpd", "lender", "pay_url")
+# What MessageRequest.variables may carry (all strings). Required by the templates: borrower_name, lender,
+# dpd, and the amount and due date in either form:
+#   amount_minor + currency   raw; formatted here for the borrower's locale (preferred over `amount`)
+#   amount                    already formatted (older workflows)
+#   overdue_since             ISO date; formatted here (`due_date`, if sent, wins)
+# Optional: loan_id (default: the request's), pay_url (default: the activities' pattern),
+#   jurisdiction ("cn", "us", "uk": the US opt-out line on SMS and e-mail, the UK contact-preference line),
+#   validation_notice ("included": e-mails carry the US validation notice paragraph; or "omitted").
+REQUEST_VARIABLES = (
+    "borrower_name",
+    "lender",
+    "dpd",
+    "amount_minor",
+    "currency",
+    "amount",
+    "overdue_since",
+    "due_date",
+    "loan_id",
+    "pay_url",
+    "jurisdiction",
+    "validation_notice",
+)
 
 
 _ACCOUNT = re.compile(r"^\S{1,200}$")
-
-
-@dataclass(frozen=True)
-class Template:
-    subject: str
-    body: str
-
-
-@dataclass(frozen=True)
-class Framing:
-    header: str = ""
-    footer: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,7 @@ class RenderedMessage:
     recipient: str
     subject: str | None
     body: str
+    template_version: str | None = None  # the template files' version, e.g. "3+_sms.1"
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,7 @@ class StoredMessage:
     status: Literal["queued", "sent"]
     duplicate: bool
     provider_id: str | None = None  # set once 'sent': a retry returns it without delivering again
+    template_version: str | None = None  # as stored by the first attempt
 
 
 class ChannelAdapter(Protocol):
@@ -82,65 +101,48 @@ class ChannelAdapter(Protocol):
 
 
 class TemplateCatalogue:
-    """Message templates per name and locale, loaded from plain TOML data."""
+    """The message templates, rendered for a request: non-retryable ApplicationErrors for bad input."""
 
-    def __init__(self, templates: dict[str, dict[str, Template]], framing: dict[tuple[str, str], Framing]):
-        self._templates = templates
-        self._framing = framing
+    def __init__(self, templates: MessageTemplates) -> None:
+        self.templates = templates
 
     @classmethod
-    def load(cls, path: Path = TEMPLATES_FILE) -> TemplateCatalogue:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        templates = {
-            name: {locale: Template(subject=t["subject"], body=t["body"]) for locale, t in locales.items()}
-            for name, locales in raw.get("templates", {}).items()
-        }
-        framing = {
-            (locale, channel): Framing(header=f.get("header", ""), footer=f.get("footer", ""))
-            for locale, channels in raw.get("channels", {}).items()
-            for channel, f in channels.items()
-        }
-        return cls(templates, framing)
+    def load(cls, directory: Path = TEMPLATES_DIR) -> TemplateCatalogue:
+        return cls(MessageTemplates.load(directory))
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._templates)
+        return self.templates.names
 
     def locales(self, name: str) -> list[str]:
-        return sorted(self._templates.get(name, {}))
+        return self.templates.locales(name)
 
     def variables(self) -> set[str]:
-        """Every placeholder any template or channel framing uses."""
-        texts = [t.subject + t.body for locales in self._templates.values() for t in locales.values()]
-        texts += [f.header + f.footer for f in self._framing.values()]
-        return {field for text in texts for field in _placeholders(text)}
+        """Every variable any template or layout uses."""
+        return self.templates.variables()
 
-    def render(self, request: MessageRequest, variables: dict[str, str] | None = None) -> RenderedMessage:
-        """Fill the template for the request's locale and channel; non-retryable errors for bad input.
+    def render(
+        self,
+        request: MessageRequest,
+        variables: dict[str, str] | None = None,
+        *,
+        pay_url: str = DEFAULT_PAY_URL,
+    ) -> RenderedMessage:
+        """Fill the template for the request's locale and channel.
 
-        `variables` replaces the request's own (e.g. with fallbacks added by `message_variables`).
+        `variables` replaces the request's own; `pay_url` is the payment-link pattern used when they hold
+        no `pay_url`. Raises non-retryable ApplicationErrors, checked in this order: UnknownTemplate,
+        ContactPointInvalid, then InvalidRequest (an unusable value) or TemplateVariableMissing.
         """
         values = request.variables if variables is None else variables
-        locales = self._templates.get(request.template)
-        if locales is None:
-            raise permanent(
-                contracts.UNKNOWN_TEMPLATE,
-                f"template: unknown template {request.template!r}; known: {', '.join(self.names)}",
-            )
-        template = locales.get(request.locale)
-        if template is None:
-            raise permanent(
-                contracts.UNKNOWN_TEMPLATE,
-                f"locale: template {request.template!r} has no {request.locale!r} version "
-                f"(has {', '.join(sorted(locales))})",
-            )
+        with _permanent_template_problems():
+            self.templates.check(request.template, request.locale, request.channel)
         check_contact_point(request.channel, request.recipient)
-        framing = self._framing.get((request.locale, request.channel), Framing())
-        body = _fill(framing.header + template.body.strip(), values, request.template)
-        if framing.footer:
-            separator = "\n\n" if request.channel == "email" else " "
-            body = f"{body}{separator}{_fill(framing.footer, values, request.template)}"
-        subject = None if request.channel == "sms" else _fill(template.subject, values, request.template)
+        with _permanent_template_problems():
+            context = template_context(
+                values, locale=request.locale, loan_id=request.loan_id, pay_url=pay_url
+            )
+            text = self.templates.render(request.template, request.locale, request.channel, context)
         return RenderedMessage(
             idempotency_key=request.idempotency_key,
             loan_id=request.loan_id,
@@ -149,31 +151,23 @@ class TemplateCatalogue:
             template=request.template,
             locale=request.locale,
             recipient=request.recipient,
-            subject=subject,
-            body=body,
+            subject=text.subject,
+            body=text.body,
+            template_version=text.version,
         )
 
 
-def message_variables(request: MessageRequest, pay_url: str = DEFAULT_PAY_URL) -> dict[str, str]:
-    """The request's variables plus fallbacks for those a caller may leave out; the caller's always win."""
-    fallbacks = {"pay_url": pay_url.format(loan_id=request.loan_id)}
-    if "overdue_since" in request.variables:
-        fallbacks["due_date"] = request.variables["overdue_since"]
-    return fallbacks | request.variables
-
-
-def _placeholders(text: str) -> set[str]:
-    return {field for _, field, _, _ in string.Formatter().parse(text) if field}
-
-
-def _fill(text: str, variables: dict[str, str], template: str) -> str:
-    missing = sorted(_placeholders(text) - variables.keys())
-    if missing:
-        raise permanent(
-            contracts.TEMPLATE_VARIABLE_MISSING,
-            f"variables: template {template!r} needs {', '.join(missing)}",
-        )
-    return text.format_map(variables)
+@contextmanager
+def _permanent_template_problems() -> Iterator[None]:
+    """Template problems never go away on a retry: non-retryable, typed for the workflow."""
+    try:
+        yield
+    except UnknownTemplate as error:
+        raise permanent(contracts.UNKNOWN_TEMPLATE, str(error)) from None
+    except TemplateVariableMissing as error:
+        raise permanent(contracts.TEMPLATE_VARIABLE_MISSING, str(error)) from None
+    except InvalidVariable as error:
+        raise permanent(contracts.INVALID_REQUEST, str(error)) from None
 
 
 def check_contact_point(channel: str, recipient: str) -> None:
@@ -210,13 +204,18 @@ class OutboxAdapter:
                         "recipient": message.recipient,
                         "subject": message.subject,
                         "body": message.body,
+                        "template_version": message.template_version,
                         "status": "queued",
                     },
                 )
         require_same_loan(row["loan_id"], message.loan_id, message.idempotency_key, "message")
         status: Literal["queued", "sent"] = "sent" if row["status"] == "sent" else "queued"
         return StoredMessage(
-            message_id=str(row["id"]), status=status, duplicate=duplicate, provider_id=row["provider_id"]
+            message_id=str(row["id"]),
+            status=status,
+            duplicate=duplicate,
+            provider_id=row["provider_id"],
+            template_version=row["template_version"],
         )
 
     async def mark_failed(self, message_id: str) -> None:
@@ -245,7 +244,7 @@ async def send_message(
     pay_url: str = DEFAULT_PAY_URL,
 ) -> MessageReceipt:
     """Render, record once, and deliver through `channel` if there is one and it has not delivered yet."""
-    message = catalogue.render(request, message_variables(request, pay_url))
+    message = catalogue.render(request, pay_url=pay_url)
     stored = await outbox.store(message)
     if channel is None or stored.status == "sent":
         return MessageReceipt(
@@ -253,6 +252,7 @@ async def send_message(
             channel=request.channel,
             status=stored.status,
             duplicate=stored.duplicate,
+            template_version=stored.template_version,
         )
     # A queued duplicate means an earlier attempt stored it but may have died before or during delivery:
     # deliver again under the same idempotency key and let the provider drop the repeat.
@@ -264,5 +264,9 @@ async def send_message(
         raise
     await outbox.mark_sent(stored.message_id, provider_id)
     return MessageReceipt(
-        message_id=stored.message_id, channel=request.channel, status="sent", duplicate=stored.duplicate
+        message_id=stored.message_id,
+        channel=request.channel,
+        status="sent",
+        duplicate=stored.duplicate,
+        template_version=stored.template_version,
     )

@@ -28,3 +28,8 @@ def due_instant(overdue_since: date, dpd: int, at: time, zone: ZoneInfo) -> date
 
 def start_of_local_day(day: date, zone: ZoneInfo) -> datetime:
     return local_instant(day, time(0, 0), zone)
+
+
+def end_of_local_day(day: date, zone_name: str) -> datetime:
+    """The instant `day` ends for someone in `zone_name` (their next local midnight)."""
+    return start_of_local_day(day + timedelta(days=1), ZoneInfo(zone_name))

@@ -78,6 +78,8 @@ class CollectionCase(BaseModel):
     attempts: list[ContactAttempt] = Field(default_factory=list, description="recent contacts, pruned")
     callbacks: list[datetime] = Field(default_factory=list, description="callbacks the borrower asked for")
     deferrals: dict[str, datetime] = Field(default_factory=dict, description="step key -> not before")
+    placements: int = 0  # agency placements started (children)
+    placed_with: list[str] = Field(default_factory=list, description="agency ids, for re-placement")
 
     @classmethod
     def open(cls, loan: Loan, strategy: Strategy, clock: CollectionsClock) -> CollectionCase:

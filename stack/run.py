@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import os
 import signal
 import sys
@@ -279,6 +280,22 @@ async def serve(settings: StackSettings) -> int:
         cleanups.append(("channel sandboxes", sandboxes.stop))
         worker_settings = settings.model_copy(update=sandboxes.settings_overrides())
         channels = sandboxes.describe(settings, _shown)
+
+        # --- Agencies with endpoint "sandbox" place with a local sandbox agency (README "Agencies"); its
+        # "report payment" button signals the loan's workflow through the product's agency payment path.
+        from activities.agency_http import report_agency_payment
+        from stack.sandbox import SANDBOX_API_KEY, agency
+
+        agency_sandbox = await agency.start_for_stack(
+            settings, functools.partial(report_agency_payment, client), SANDBOX_API_KEY
+        )
+        if agency_sandbox is not None:
+            cleanups.append(("sandbox agency", agency_sandbox.stop))
+            worker_settings = worker_settings.model_copy(
+                update={"agency_sandbox_url": agency_sandbox.base_url}
+            )
+        channels += agency.describe(settings, agency_sandbox, _shown)
+        # --- end agencies
 
         worker = asyncio.create_task(run_worker(worker_settings, client, pool, stop), name="worker")
 

@@ -94,3 +94,30 @@ class Settings(BaseSettings):
     sandbox_mailbox_port: int = Field(default=8025, ge=0, le=65535)
     sandbox_sms_port: int = Field(default=8026, ge=0, le=65535)
     sandbox_push_port: int = Field(default=8027, ge=0, le=65535)
+
+    # --- Legal documents (activities/legal.py; README "Legal documents") ------------------------------------
+    law_firm_name: str = Field(
+        default="示例律师事务所 (Demo Law Firm)",
+        min_length=1,
+        max_length=200,
+        description="the law firm that signs the lawyer's letter; the default is a demo name, set your own",
+    )
+
+    # --- Collection agencies (activities/agency.py, activities/agency_http.py; README "Agencies") ----------
+    # The agencies are data (this file, synced into the `agencies` table when a worker starts). API keys are
+    # not in the file: an agency's `api_key_env` names the variable holding its key, else
+    # OVERDUE_AGENCY_API_KEY.
+    agencies_file: Path = ROOT / "strategies" / "agencies.toml"
+    agency_api_key: str | None = Field(
+        default=None, repr=False, description="for agencies without api_key_env"
+    )
+    agency_api_key_header: str = Field(default="X-API-Key", min_length=1)
+    agency_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=50, description="one agency API call, all of it; below the activity's 60 s"
+    )
+    agency_sandbox_url: str | None = Field(
+        default=None,
+        description="what endpoint 'sandbox' means (make run sets it); unset: 127.0.0.1:sandbox_agency_port",
+    )
+    # `make run` only: the local sandbox agency (stack/sandbox/agency.py) on 127.0.0.1 (0: any free port).
+    sandbox_agency_port: int = Field(default=8028, ge=0, le=65535)

@@ -20,6 +20,7 @@ from stack.logs import LogContextInterceptor, get_logger
 from stack.settings import Settings
 
 if TYPE_CHECKING:
+    from activities.agency import AgencyAdapter
     from activities.channels import ChannelRouter
 
 log = get_logger("overdue.worker")
@@ -44,19 +45,26 @@ def install_metrics_runtime(settings: Settings, host: str = "0.0.0.0") -> str | 
 
 
 def build_worker(
-    settings: Settings, client: Client, pool: asyncpg.Pool, channel: ChannelRouter | None = None
+    settings: Settings,
+    client: Client,
+    pool: asyncpg.Pool,
+    channel: ChannelRouter | None = None,
+    agencies: AgencyAdapter | None = None,
 ) -> Worker:
-    """The worker; `channel` delivers messages (None: every message stays queued in the outbox)."""
+    """The worker; `channel` delivers messages (None: every message stays queued in the outbox);
+    `agencies` places accounts (None: the agencies table as it is, without agency API keys)."""
     # Imported here so `stack` stays importable (for `make run`'s error messages) even if a module the
     # worker needs is broken; the import error then names the module.
     from activities.collection_activities import CollectionActivities
-    from workflows.loan_collection import LoanCollectionWorkflow
+    from workflows.registry import WORKFLOWS
 
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[LoanCollectionWorkflow],
-        activities=CollectionActivities(pool, channel=channel, pay_url=settings.pay_url).all(),
+        workflows=WORKFLOWS,
+        activities=CollectionActivities(
+            pool, channel=channel, agencies=agencies, pay_url=settings.pay_url
+        ).all(),
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -69,10 +77,12 @@ async def run_worker(settings: Settings, client: Client, pool: asyncpg.Pool, sto
 
     Messages go out through the providers the settings configure (activities/channels); the others queue.
     """
+    from activities.agency import start_agencies
     from activities.channels import build_router
 
     channels = build_router(settings)  # HTTP sessions open on first use; closed below
-    worker = build_worker(settings, client, pool, channels)
+    agencies = await start_agencies(settings, pool)  # agencies file validated and synced into the table
+    worker = build_worker(settings, client, pool, channels, agencies)
     log.info(
         "worker started",
         task_queue=settings.task_queue,
@@ -94,4 +104,5 @@ async def run_worker(settings: Settings, client: Client, pool: asyncpg.Pool, sto
             await running  # re-raises a fatal worker error
         finally:
             await channels.aclose()
+            await agencies.aclose()
         log.info("worker stopped")

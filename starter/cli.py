@@ -5,6 +5,8 @@
     python -m starter promise L-1 --amount 50000 --date 2026-12-01 [--collector li.na] [--note "payday"]
     python -m starter close L-1 --reason restructured [--note "new plan signed"]
     python -m starter status L-1 [--json]
+    python -m starter agencies list | export --agency ID --out placements.csv | check
+    python -m starter preview --template reminder_polite [--channel sms] [--locale zh-CN] [--demo DEMO-0001]
 
 Every input is validated before connecting to Temporal, so a bad amount, date or file row starts or signals
 nothing. Exit codes: 0 done; 1 Temporal unreachable, unknown loan or server error; 2 invalid input (one line
@@ -30,7 +32,7 @@ from domain.case import CloseReason
 from domain.loan import Loan, format_money
 from domain.strategy import Strategy, StrategyError, load_strategy
 from stack.settings import Settings
-from starter import collector_cli
+from starter import agencies_cli, collector_cli, documents_cli, preview
 from starter.api import (
     CollectionClosed,
     CollectionsStarter,
@@ -408,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("loan_id", metavar="LOAN_ID")
     status.add_argument("--json", action="store_true", help="the full status as JSON")
     collector_cli.add_parsers(commands)
+    documents_cli.add_parser(commands)
+    agencies_cli.add_parser(commands)
+    preview.add_parser(commands)
     return parser
 
 
@@ -418,11 +423,15 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Coroutine[Any, Any,
     "close": _close,
     "status": _status,
     **{name: _collector_action for name in collector_cli.ACTIONS},
+    "documents": documents_cli.run,
+    "agencies": agencies_cli.run,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "preview":  # pure rendering: no settings, no Temporal
+        return preview.run(args)
     try:
         settings = _settings()
         return asyncio.run(COMMANDS[args.command](args, settings))

@@ -43,6 +43,21 @@ with workflow.unsafe.imports_passed_through():
     from domain.strategy import Stage, stage_rank
     from workflows import search_attributes as sa
     from workflows import step_requests
+    from workflows.agency_placement import (
+        AGENCY_PLACEMENT_WORKFLOW,
+        PLACED_SIGNAL,
+        RECALL_SIGNAL,
+        PlacementInput,
+        PlacementOutcome,
+        RecallRequestSignal,
+    )
+    from workflows.legal_case import (
+        LEGAL_CASE_WORKFLOW,
+        WITHDRAW_SIGNAL,
+        LegalCaseInput,
+        LegalOutcome,
+        WithdrawRequest,
+    )
     from workflows.messages import (
         BREATHING_SPACE_UPDATE,
         CEASE_CONTACT_UPDATE,
@@ -85,6 +100,8 @@ CASE_RETRY = RetryPolicy(
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Loans started before contact rules and the journal existed replay without them (see _compliant).
 CONTACT_RULES_PATCH = "contact-rules-and-journal"
+# A loan is placed with at most this many agencies in turn (the second never the first's agency).
+MAX_PLACEMENTS = 2
 LETTER_TIMEOUT = timedelta(minutes=2)
 
 
@@ -114,6 +131,9 @@ class LoanCollectionWorkflow:
         self._journal_pending: list[contracts.JournalEntry] = []
         # Decided here, before any handler runs: validators and queries are read-only and cannot patch.
         self._compliant()
+        # Child workflows of this run (agency placement, legal case); no continue-as-new while one runs.
+        self._placement_child: workflow.ChildWorkflowHandle[Any, PlacementOutcome] | None = None
+        self._legal_child: workflow.ChildWorkflowHandle[Any, LegalOutcome] | None = None
 
     # -- messages ----------------------------------------------------------------------------------------
     # Handlers are synchronous: they only change the case and wake the main loop, which does every side
@@ -152,6 +172,19 @@ class LoanCollectionWorkflow:
         )
         if effect.applied:
             self._changed = True
+
+    @workflow.signal(name=PLACED_SIGNAL)
+    def agency_placed(self, receipt: contracts.PlacementReceipt) -> None:
+        """From our AgencyPlacementWorkflow child: the agency has the account."""
+        self._case.placement = Placement(
+            placement_id=receipt.placement_id,
+            agency_id=receipt.agency_id,
+            agency_name=receipt.agency_name,
+            placed_at=self._now(),
+            expires_at=receipt.expires_at,
+        )
+        self._case.placed_with = [*self._case.placed_with, receipt.agency_id]
+        self._changed = True
 
     @workflow.signal(name=CLOSE_SIGNAL)
     def close(self, request: CloseRequest) -> None:
@@ -411,7 +444,7 @@ class LoanCollectionWorkflow:
         case = self._case
         self._publish()
         while not case.closed:
-            if workflow.info().is_continue_as_new_suggested():
+            if workflow.info().is_continue_as_new_suggested() and not self._children_running():
                 await self._continue_as_new()
             if self._compliant():
                 # Anything a handler changes from here on (even while an activity runs) cuts the next wait
@@ -444,7 +477,11 @@ class LoanCollectionWorkflow:
                     promise.deadline,
                     f"promise: {format_money(promise.amount_minor, promise.currency)} by {promise.due_date}",
                 )
-            elif case.placement is not None and now >= case.placement.expires_at:
+            elif self._placement_child is not None and self._placement_child.done():
+                await self._placement_ended()
+            elif self._legal_child is not None and self._legal_child.done():
+                await self._legal_case_ended()
+            elif not self._compliant() and case.placement is not None and now >= case.placement.expires_at:
                 await self._recall("expired")
             else:
                 await self._advance(now)
@@ -561,8 +598,12 @@ class LoanCollectionWorkflow:
                 CONTACT_RETRY,
             )
             result = f"task {receipt.task_id}" if receipt else "failed: task not created"
+        elif step.action == "place_with_agency" and self._compliant():
+            result = await self._start_placement(occurrence, now)
         elif step.action == "place_with_agency":
             result = await self._place(occurrence, now)
+        elif step.action == "lawyer_letter" and self._compliant():
+            result = await self._open_legal_case(occurrence, now)
         elif step.action == "lawyer_letter":
             await self._recall("escalated")
             letter = await self._activity(
@@ -659,6 +700,9 @@ class LoanCollectionWorkflow:
 
     async def _recall(self, reason: str) -> None:
         case = self._case
+        if self._compliant():
+            await self._recall_child(reason)
+            return
         placement = case.placement
         if placement is None:
             return
@@ -725,7 +769,13 @@ class LoanCollectionWorkflow:
 
     async def _finish(self, outcome: Outcome, reason: str) -> None:
         case = self._case
-        if case.placement is not None:
+        if self._legal_child is not None and not self._legal_child.done():
+            withdraw = (
+                "paid" if outcome == "paid" else "written_off" if outcome == "written_off" else "closed"
+            )
+            await self._legal_child.signal(WITHDRAW_SIGNAL, WithdrawRequest(reason=withdraw))
+            await self._legal_case_ended()
+        if case.placement is not None or self._placement_child is not None:
             await self._recall({"paid": "paid", "written_off": "written_off"}.get(outcome, "closed"))
         case.close(outcome, reason, self._now())
         self._next = None
@@ -742,6 +792,142 @@ class LoanCollectionWorkflow:
                 case=self._case,
             )
         )
+
+    # -- child workflows: agency placement and legal case -------------------------------------------------
+
+    def _children_running(self) -> bool:
+        return any(
+            child is not None and not child.done() for child in (self._placement_child, self._legal_child)
+        )
+
+    def _wake(self, _: object) -> None:
+        self._changed = True
+
+    async def _start_placement(self, occurrence: Occurrence, now: datetime) -> str:
+        case = self._case
+        if self._placement_child is not None:
+            return "already with an agency"
+        assert occurrence.step.period_days
+        case.placements += 1
+        request = contracts.PlacementRequest(
+            idempotency_key=step_requests.idempotency_key(case, f"{occurrence.key}#{case.placements}"),
+            loan_id=case.loan.loan_id,
+            currency=case.loan.currency,
+            amount_overdue_minor=case.arrears_minor,
+            principal_outstanding_minor=case.principal_outstanding_minor,
+            segment=case.segment,
+            dpd=case.dpd(now),
+            period_days=occurrence.step.period_days,
+            placed_at=now,
+        )
+        if (
+            "exclude_agencies" in contracts.PlacementRequest.model_fields
+        ):  # re-placement: never the same agency
+            request = request.model_copy(update={"exclude_agencies": list(case.placed_with)})
+        info = workflow.info()
+        child_id = f"{info.workflow_id}-placement-{case.placements}"
+        self._placement_child = await workflow.start_child_workflow(
+            AGENCY_PLACEMENT_WORKFLOW,
+            PlacementInput(request=request, clock=case.clock, parent_workflow_id=info.workflow_id),
+            id=child_id,
+            task_queue=info.task_queue,
+            result_type=PlacementOutcome,
+            static_summary=f"Agency placement #{case.placements} of loan {case.loan.loan_id} "
+            f"for {occurrence.step.period_days} days",
+        )
+        self._placement_child.add_done_callback(self._wake)
+        return f"placement #{case.placements} started: {child_id}"
+
+    async def _recall_child(self, reason: str) -> None:
+        child = self._placement_child
+        if child is None:
+            return
+        if not child.done():
+            await child.signal(RECALL_SIGNAL, RecallRequestSignal(reason=reason))
+        await self._placement_ended(replace=False)
+
+    async def _placement_ended(self, replace: bool = True) -> None:
+        """The placement child finished (period over, or recalled): record it, and re-place once if the
+        period simply ran out while the loan is still at the agency stage."""
+        case = self._case
+        assert self._placement_child is not None
+        outcome = await self._placement_child
+        self._placement_child = None
+        case.placement = None
+        placed = outcome.placement
+        case.record(
+            StepRecord(
+                key=f"placement:{case.placements}:{outcome.ended}",
+                step_id="agency_recall" if placed else "agency_placement",
+                action="recall_from_agency" if placed else "place_with_agency",
+                stage=case.stage,
+                at=self._now(),
+                result=f"{placed.agency_name}: {outcome.ended}"
+                if placed
+                else "no agency could take the account",
+            )
+        )
+        if (
+            replace
+            and outcome.ended == "expired"
+            and case.stage == "agency"
+            and case.placements < MAX_PLACEMENTS
+        ):
+            step = next(
+                (s for s in case.strategy.steps_for(case.segment) if s.action == "place_with_agency"), None
+            )
+            if step is not None:
+                await self._start_placement(Occurrence(key=step.id, dpd=step.dpd, step=step), self._now())
+
+    async def _open_legal_case(self, occurrence: Occurrence, now: datetime) -> str:
+        """The legal stage as a child: letter, registered mail, response window, and the litigation referral
+        when the balance is worth it (that strategy step then belongs to the legal case)."""
+        case = self._case
+        await self._recall("escalated")
+        schedule = occurrences(case.strategy.steps_for(case.segment), case.arrears_minor, case.loan.currency)
+        litigation = next(
+            (o for o in schedule if o.step.action == "refer_to_litigation" and o.key not in case.done), None
+        )
+        referral = None
+        if litigation is not None:
+            referral = step_requests.litigation_request(case, litigation, now)
+            case.mark_done(litigation.key)
+        info = workflow.info()
+        self._legal_child = await workflow.start_child_workflow(
+            LEGAL_CASE_WORKFLOW,
+            LegalCaseInput(
+                letter=step_requests.lawyer_letter_request(case, occurrence, now),
+                timezone=case.loan.borrower.timezone,
+                clock=case.clock,
+                referral=referral,
+            ),
+            id=f"{info.workflow_id}-legal",
+            task_queue=info.task_queue,
+            result_type=LegalOutcome,
+            static_summary=f"Legal case of loan {case.loan.loan_id}: lawyer's letter"
+            + (", then litigation referral" if referral else ""),
+        )
+        self._legal_child.add_done_callback(self._wake)
+        return f"legal case opened: {info.workflow_id}-legal"
+
+    async def _legal_case_ended(self) -> None:
+        case = self._case
+        assert self._legal_child is not None
+        outcome = await self._legal_child
+        self._legal_child = None
+        case.documents = [*case.documents, outcome.document_id]
+        case.record(
+            StepRecord(
+                key=f"legal:{outcome.ended}",
+                step_id="legal_case",
+                action="lawyer_letter",
+                stage=case.stage,
+                at=self._now(),
+                result=f"letter {outcome.document_id} ({outcome.tracking_reference}): {outcome.ended}",
+            )
+        )
+        if outcome.case_id is not None and not case.closed:
+            await self._finish("litigation", f"referred to litigation: case {outcome.case_id}")
 
     # -- contact rules ----------------------------------------------------------------------------------
 

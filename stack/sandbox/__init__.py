@@ -7,6 +7,9 @@ OVERDUE_PUSH_WEBHOOK_URL unset) `make run` starts a sandbox on 127.0.0.1 and poi
 - SMS: an HTTP gateway that logs each SMS to .state/sms.jsonl, once per idempotency key;
 - app push: a signed-webhook receiver that logs each push to .state/push.jsonl.
 
+Collection agencies whose endpoint is "sandbox" (strategies/agencies.toml) place with a local sandbox agency
+(stack/sandbox/agency.py, log .state/agency.jsonl), started by `make run` beside these.
+
 The worker talks to them with the same adapters, protocols and error handling as to real providers.
 OVERDUE_SANDBOX_CHANNELS=false turns them off (messages of unconfigured channels then stay queued).
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from stack.sandbox.agency import AgencySandbox
 from stack.sandbox.common import HOST, SandboxError
 from stack.sandbox.mailbox import MailCapture
 from stack.sandbox.push import PushWebhookSandbox
@@ -28,6 +32,7 @@ from stack.settings import Settings
 __all__ = [
     "SANDBOX_API_KEY",
     "SANDBOX_SECRET",
+    "AgencySandbox",
     "ChannelSandboxes",
     "MailCapture",
     "PushWebhookSandbox",

@@ -1,4 +1,9 @@
-"""Agency selection and recall. Each test owns its database, so it decides which agencies exist."""
+"""Agency selection and recall. Each test owns its database, so it decides which agencies exist.
+
+The agencies here are file agencies (no API; the migration's default endpoint), so these tests are about the
+database side: the assignment rule, capacity, idempotency, recall. The HTTP side is tests/channels/
+test_agency_http.py against the sandbox agency.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities import contracts
-from activities.agency import DatabaseAgencyAdapter
+from activities.agency import DatabaseAgencyAdapter, sync_agencies
+from domain.agencies import AgencyConfig
 from tests.activities.builders import key, placement_request, recall_request
 
 
@@ -195,3 +201,128 @@ async def test_unsupported_currency_is_non_retryable(own_db_pool: asyncpg.Pool) 
         await adapter.place(placement_request(_loan(), currency="RMB"))
 
     assert (error.value.type, error.value.non_retryable) == (contracts.INVALID_REQUEST, True)
+
+
+# --------------------------------------------------------------------- the assignment rule of this issue
+
+
+def _config(agency_id: str, **fields: object) -> AgencyConfig:
+    values: dict[str, object] = {"id": agency_id, "name": f"Agency {agency_id}", "endpoint": "file"}
+    return AgencyConfig.model_validate(values | {"capacity": 10, "commission_bps": 2000} | fields)
+
+
+async def _configured(pool: asyncpg.Pool, *agencies: AgencyConfig) -> DatabaseAgencyAdapter:
+    await sync_agencies(pool, agencies)
+    return DatabaseAgencyAdapter(pool)
+
+
+async def test_file_agency_placement_is_accepted_at_once_without_reference(own_db_pool: asyncpg.Pool) -> None:
+    adapter = await _configured(own_db_pool, _config("a"))
+
+    receipt = await adapter.place(placement_request(_loan()))
+
+    assert (receipt.agency_id, receipt.agency_reference) == ("a", None)
+    row = await own_db_pool.fetchrow(
+        "SELECT status, accepted_at FROM agency_placements WHERE id = $1::uuid", receipt.placement_id
+    )
+    assert row is not None and row["status"] == "accepted" and row["accepted_at"] is not None
+
+
+async def test_amount_limits_apply_per_currency(own_db_pool: asyncpg.Pool) -> None:
+    adapter = await _configured(
+        own_db_pool,
+        _config("a-big", min_amount_overdue_minor={"CNY": 1_000_000}),
+        _config("b-small", max_amount_overdue_minor={"CNY": 999_999, "USD": 100_000}),
+    )
+
+    big = await adapter.place(placement_request(_loan(), amount_overdue_minor=1_000_000))
+    small = await adapter.place(placement_request(_loan(), amount_overdue_minor=999_999))
+    usd = await adapter.place(placement_request(_loan(), currency="USD", amount_overdue_minor=50_000))
+
+    assert (big.agency_id, small.agency_id, usd.agency_id) == ("a-big", "b-small", "b-small")
+    with pytest.raises(ApplicationError) as error:  # GBP: in neither agency's limits
+        await adapter.place(placement_request(_loan(), currency="GBP"))
+    assert error.value.type == contracts.NO_AGENCY_AVAILABLE
+
+
+async def test_re_placement_excludes_the_agencies_the_loan_was_with(own_db_pool: asyncpg.Pool) -> None:
+    adapter = await _configured(own_db_pool, _config("a"), _config("b"))
+    loan_id = _loan()
+    first = await adapter.place(placement_request(loan_id))
+    await adapter.recall(recall_request(loan_id, first.placement_id, reason="expired"))
+
+    second = await adapter.place(
+        placement_request(
+            loan_id, idempotency_key=key(loan_id, "agency#2"), exclude_agencies=[first.agency_id]
+        )
+    )
+
+    assert (first.agency_id, second.agency_id) == ("a", "b")
+    with pytest.raises(ApplicationError) as error:
+        await adapter.place(
+            placement_request(_loan(), idempotency_key=key(_loan(), "x"), exclude_agencies=["a", "b"])
+        )
+    assert (error.value.type, error.value.non_retryable) == (contracts.NO_AGENCY_AVAILABLE, True)
+    assert "not a, b" in str(error.value)
+
+
+async def test_equal_load_goes_to_the_least_recently_assigned(own_db_pool: asyncpg.Pool) -> None:
+    adapter = await _configured(own_db_pool, _config("a"), _config("b"))
+    loans = [_loan() for _ in range(3)]
+    one = await adapter.place(placement_request(loans[0]))  # a (both new: lowest id)
+    two = await adapter.place(placement_request(loans[1]))  # b
+    await adapter.recall(recall_request(loans[0], one.placement_id))
+    three = await adapter.place(placement_request(loans[2]))  # a: fewer active placements
+    await adapter.recall(recall_request(loans[1], two.placement_id))
+    await adapter.recall(recall_request(loans[2], three.placement_id))
+
+    # Both hold nothing now; b was assigned longer ago than a, so b goes first (lowest id would say a).
+    four = await adapter.place(placement_request(_loan()))
+
+    assert [r.agency_id for r in (one, two, three, four)] == ["a", "b", "a", "b"]
+
+
+async def test_sync_upserts_and_deactivates_but_never_deletes(own_db_pool: asyncpg.Pool) -> None:
+    adapter = await _configured(own_db_pool, _config("a"), _config("b", segments=["high_risk"]))
+    loan_id = _loan()
+    placed = await adapter.place(placement_request(loan_id, segment="high_risk"))  # a and b tie: a
+    assert placed.agency_id == "a"
+
+    result = await sync_agencies(own_db_pool, [_config("b", capacity=3, name="B renamed"), _config("c")])
+
+    assert (result.added, result.deactivated, result.active) == (["c"], ["a"], ["b", "c"])
+    rows = {
+        r["id"]: r
+        for r in await own_db_pool.fetch("SELECT id, name, capacity, active, segments FROM agencies")
+    }
+    assert set(rows) == {"a", "b", "c", "east-recovery", "north-credit"}  # nothing deleted
+    assert not rows["a"]["active"] and not rows["east-recovery"]["active"]  # the seeded demo rows too
+    assert (rows["b"]["name"], rows["b"]["capacity"], rows["b"]["segments"]) == ("B renamed", 3, [])
+    # a's placement stays a's, and can still be recalled.
+    assert (await adapter.recall(recall_request(loan_id, placed.placement_id))).recalled is True
+    assert (await adapter.place(placement_request(_loan()))).agency_id == "b"
+
+    again = await sync_agencies(own_db_pool, [_config("a"), _config("b")])
+    assert (again.added, again.deactivated) == ([], ["c"])
+    assert await own_db_pool.fetchval("SELECT active FROM agencies WHERE id = 'a'") is True
+
+
+async def test_sync_stores_limits_and_contact_flag(own_db_pool: asyncpg.Pool) -> None:
+    await sync_agencies(
+        own_db_pool,
+        [
+            _config(
+                "f",
+                min_amount_overdue_minor={"CNY": 5},
+                receives_contact_details=True,
+                endpoint="https://agency.example/api",
+                api_key_env="F_KEY",
+            )
+        ],
+    )
+
+    row = await own_db_pool.fetchrow("SELECT * FROM agencies WHERE id = 'f'")
+
+    assert row is not None
+    assert (row["endpoint"], row["receives_contact_details"]) == ("https://agency.example/api", True)
+    assert (row["min_amount_overdue_minor"], row["max_amount_overdue_minor"]) == ('{"CNY": 5}', None)

@@ -20,6 +20,7 @@ def test_all_registers_one_activity_per_contract_name(activities: CollectionActi
         contracts.GENERATE_LAWYER_LETTER,
         contracts.REFER_TO_LITIGATION,
         contracts.RECORD_JOURNAL,
+        contracts.DISPATCH_REGISTERED_MAIL,
     }
 
 

@@ -53,15 +53,37 @@ async def test_same_key_twice_stores_one_message_and_reports_duplicate(
     assert second.message_id == first.message_id
 
 
+# What the workflow sends (workflows/step_requests.py): raw amounts and dates, formatted by the activity.
+WORKFLOW_VARIABLES = {
+    "borrower_name": "张伟",
+    "loan_id": "LN-1",
+    "amount": "CNY 1,234.50",
+    "amount_minor": "123450",
+    "currency": "CNY",
+    "dpd": "3",
+    "overdue_since": "2026-01-05",
+    "lender": "Overdue Demo Consumer Finance",
+}
+
+
 async def test_stored_body_is_the_rendered_template(
     activities: CollectionActivities, db_pool: asyncpg.Pool, loan_id: str
 ) -> None:
-    variables = VARIABLES | {"borrower_name": "张伟"}
-
-    await activities.send_message(message_request(loan_id, locale="zh-CN", variables=variables))
+    await activities.send_message(message_request(loan_id, locale="zh-CN", variables=WORKFLOW_VARIABLES))
 
     [row] = await _rows(db_pool, loan_id)
-    assert row["body"].startswith("【Overdue Demo Consumer Finance】尊敬的张伟")
+    assert row["body"].startswith("【Overdue Demo Consumer Finance】尊敬的张伟，您好！温馨提示")
+    assert "¥1,234.50" in row["body"]  # from amount_minor + currency, for the zh-CN borrower
+    assert "CNY 1,234.50" not in row["body"]
+    assert "2026年1月5日" in row["body"]
+
+
+async def test_an_already_formatted_amount_from_an_older_workflow_is_used_as_sent(
+    activities: CollectionActivities, db_pool: asyncpg.Pool, loan_id: str
+) -> None:
+    await activities.send_message(message_request(loan_id, locale="zh-CN"))
+
+    [row] = await _rows(db_pool, loan_id)
     assert "CNY 1,234.50" in row["body"]
 
 
@@ -75,8 +97,56 @@ async def test_workflow_variables_without_due_date_or_pay_url_render_with_fallba
     await activities.send_message(message_request(loan_id, variables=variables))
 
     [row] = await _rows(db_pool, loan_id)
-    assert "was due on 2026-01-05" in row["body"]
+    assert "was due on Jan 5, 2026" in row["body"]
     assert f"https://pay.lender.test/{loan_id}" in row["body"]
+
+
+async def test_template_version_is_stored_and_returned(
+    activities: CollectionActivities, db_pool: asyncpg.Pool, loan_id: str
+) -> None:
+    first = await activities.send_message(message_request(loan_id))
+    again = await activities.send_message(message_request(loan_id))
+
+    [row] = await _rows(db_pool, loan_id)
+    expected = CATALOGUE.templates.version("reminder_polite", "en", "sms")
+    assert row["template_version"] == expected
+    assert (first.template_version, again.template_version) == (expected, expected)
+
+
+async def test_sent_message_reports_its_template_version(db_pool: asyncpg.Pool, loan_id: str) -> None:
+    channel = RecordingChannel()
+    activities = CollectionActivities(db_pool, channel=channel)
+
+    receipt = await activities.send_message(message_request(loan_id))
+
+    [row] = await _rows(db_pool, loan_id)
+    assert receipt.status == "sent"
+    assert receipt.template_version == row["template_version"] == channel.delivered[0].template_version
+
+
+async def test_us_sms_is_stored_with_the_opt_out_line(
+    activities: CollectionActivities, db_pool: asyncpg.Pool, loan_id: str
+) -> None:
+    variables = WORKFLOW_VARIABLES | {"borrower_name": "Mary Smith", "currency": "USD", "jurisdiction": "us"}
+
+    await activities.send_message(message_request(loan_id, variables=variables))
+
+    [row] = await _rows(db_pool, loan_id)
+    assert "$1,234.50" in row["body"]
+    assert row["body"].endswith("Reply STOP to opt out.")
+
+
+async def test_unknown_jurisdiction_is_an_invalid_request(
+    activities: CollectionActivities, db_pool: asyncpg.Pool, loan_id: str
+) -> None:
+    variables = WORKFLOW_VARIABLES | {"jurisdiction": "usa"}
+
+    with pytest.raises(ApplicationError) as error:
+        await activities.send_message(message_request(loan_id, variables=variables))
+
+    assert (error.value.type, error.value.non_retryable) == (contracts.INVALID_REQUEST, True)
+    assert "jurisdiction" in str(error.value)
+    assert await _rows(db_pool, loan_id) == []
 
 
 async def test_channel_adapter_delivers_once_and_marks_sent(db_pool: asyncpg.Pool, loan_id: str) -> None:
@@ -125,6 +195,18 @@ async def test_missing_variable_is_non_retryable(activities: CollectionActivitie
 
     assert (error.value.type, error.value.non_retryable) == (contracts.TEMPLATE_VARIABLE_MISSING, True)
     assert "borrower_name" in str(error.value)
+
+
+async def test_missing_amount_names_the_variables_that_supply_it(
+    activities: CollectionActivities, loan_id: str
+) -> None:
+    variables = {k: v for k, v in WORKFLOW_VARIABLES.items() if k not in ("amount", "amount_minor")}
+
+    with pytest.raises(ApplicationError) as error:
+        await activities.send_message(message_request(loan_id, variables=variables))
+
+    assert (error.value.type, error.value.non_retryable) == (contracts.TEMPLATE_VARIABLE_MISSING, True)
+    assert "amount_minor + currency" in str(error.value)
 
 
 async def test_sms_to_an_invalid_phone_is_contact_point_invalid(
@@ -176,6 +258,7 @@ def test_every_template_renders_with_the_standard_variables(template: str, local
     assert VARIABLES["amount"] in rendered.body
     assert "{" not in rendered.body
     assert (rendered.subject is None) == (channel == "sms")
+    assert rendered.template_version == CATALOGUE.templates.version(template, locale, channel)
 
 
 def test_catalogue_uses_only_the_documented_variables() -> None:

@@ -12,7 +12,7 @@ from domain.strategy import default_strategy
 from starter.api import CollectionsStarter, PromiseRejected
 from tests.workflows.conftest import SHANGHAI, make_loan
 from tests.workflows.fakes import FakeActivities
-from workflows.loan_collection import LoanCollectionWorkflow
+from workflows.registry import WORKFLOWS
 
 
 async def test_start_promise_pay_status_round_trip(local_client: Client, task_queue: str) -> None:
@@ -20,9 +20,7 @@ async def test_start_promise_pay_status_round_trip(local_client: Client, task_qu
     starter = CollectionsStarter(local_client, task_queue=task_queue, strategy=default_strategy())
     loan = make_loan(datetime.now(UTC), dpd=20, amount=80_000)
     today = datetime.now(UTC).astimezone(SHANGHAI).date()
-    async with Worker(
-        local_client, task_queue=task_queue, workflows=[LoanCollectionWorkflow], activities=fakes.all()
-    ):
+    async with Worker(local_client, task_queue=task_queue, workflows=WORKFLOWS, activities=fakes.all()):
         assert await starter.start_loan(loan) == "started"
         assert await starter.start_loan(loan) == "already_running"
 
@@ -57,9 +55,7 @@ async def test_collector_actions_reach_the_workflow_and_refusals_change_nothing(
     fakes = FakeActivities()
     starter = CollectionsStarter(local_client, task_queue=task_queue, strategy=default_strategy())
     loan = make_loan(datetime.now(UTC), dpd=5)
-    async with Worker(
-        local_client, task_queue=task_queue, workflows=[LoanCollectionWorkflow], activities=fakes.all()
-    ):
+    async with Worker(local_client, task_queue=task_queue, workflows=WORKFLOWS, activities=fakes.all()):
         await starter.start_loan(loan)
         state = await starter.collector_action(
             loan.loan_id, HARDSHIP_HOLD_UPDATE, HardshipHold(collector="c", days=30)

@@ -16,8 +16,8 @@ from domain.contact_profiles import default_profiles
 from domain.loan import Borrower, Instalment, Loan
 from domain.strategy import Strategy, default_strategy
 from tests.workflows.fakes import FakeActivities
-from workflows.loan_collection import LoanCollectionWorkflow
 from workflows.messages import WORKFLOW_NAME, CollectionInput, CollectionStatus, workflow_id
+from workflows.registry import WORKFLOWS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -99,7 +99,7 @@ async def harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Harne
     async with Worker(
         time_skipping_env.client,
         task_queue=task_queue,
-        workflows=[LoanCollectionWorkflow],
+        workflows=WORKFLOWS,
         activities=fakes.all(),
     ):
         harness = Harness(time_skipping_env, time_skipping_env.client, task_queue, fakes)

@@ -101,6 +101,13 @@ class FakeActivities:
         self.journal_keys.update(e.idempotency_key for e in fresh)
         return contracts.JournalReceipt(written=len(fresh), duplicates=len(batch.entries) - len(fresh))
 
+    @activity.defn(name=contracts.DISPATCH_REGISTERED_MAIL)
+    async def dispatch_registered_mail(
+        self, request: contracts.RegisteredMailRequest
+    ) -> contracts.RegisteredMailReceipt:
+        self._log(contracts.DISPATCH_REGISTERED_MAIL, request)
+        return contracts.RegisteredMailReceipt(tracking_reference="RR000000000CN", duplicate=False)
+
     def journal_of(self, kind: str) -> list[contracts.JournalEntry]:
         return [e for e in self.journal if e.kind == kind]
 
@@ -113,4 +120,5 @@ class FakeActivities:
             self.generate_lawyer_letter,
             self.refer_to_litigation,
             self.record_journal,
+            self.dispatch_registered_mail,
         ]

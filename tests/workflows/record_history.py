@@ -22,7 +22,6 @@ from domain.strategy import default_strategy
 from tests.conftest import server_binary
 from tests.workflows.conftest import SHANGHAI, make_loan
 from tests.workflows.fakes import FakeActivities
-from workflows.loan_collection import LoanCollectionWorkflow
 from workflows.messages import (
     PAYMENT_SIGNAL,
     PROMISE_UPDATE,
@@ -32,6 +31,7 @@ from workflows.messages import (
     PromiseAccepted,
     workflow_id,
 )
+from workflows.registry import WORKFLOWS
 from workflows.search_attributes import register
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -46,9 +46,7 @@ async def record(name: str) -> Path:
     fakes = FakeActivities()
     task_queue = f"record-{uuid.uuid4().hex}"
     try:
-        async with Worker(
-            env.client, task_queue=task_queue, workflows=[LoanCollectionWorkflow], activities=fakes.all()
-        ):
+        async with Worker(env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=fakes.all()):
             now = await env.get_current_time()
             loan = make_loan(now, dpd=40, amount=150_000)
             handle = await env.client.start_workflow(

@@ -15,7 +15,6 @@ from domain.loan import Payment
 from domain.strategy import default_strategy
 from tests.workflows.conftest import make_loan
 from tests.workflows.fakes import FakeActivities
-from workflows.loan_collection import LoanCollectionWorkflow
 from workflows.messages import (
     PAYMENT_SIGNAL,
     STATUS_QUERY,
@@ -24,14 +23,13 @@ from workflows.messages import (
     CollectionStatus,
     workflow_id,
 )
+from workflows.registry import WORKFLOWS
 
 
 async def test_continue_as_new_keeps_payments_and_dedup(local_client: Client, task_queue: str) -> None:
     fakes = FakeActivities()
     loan = make_loan(datetime.now(UTC), dpd=4, amount=1_000_000)
-    async with Worker(
-        local_client, task_queue=task_queue, workflows=[LoanCollectionWorkflow], activities=fakes.all()
-    ):
+    async with Worker(local_client, task_queue=task_queue, workflows=WORKFLOWS, activities=fakes.all()):
         handle = await local_client.start_workflow(
             WORKFLOW_NAME,
             CollectionInput(loan=loan, strategy=default_strategy()),

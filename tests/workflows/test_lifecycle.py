@@ -229,7 +229,7 @@ async def test_close_signal_recalls_placement_and_ends(harness: Harness) -> None
     assert [r.reason for r in harness.fakes.of(contracts.RECALL_FROM_AGENCY)] == ["closed"]
 
 
-async def test_placement_expires_and_is_recalled(harness: Harness) -> None:
+async def test_placement_expires_and_is_placed_again_once(harness: Harness) -> None:
     strategy = default_strategy()
     short = [
         s.model_copy(update={"period_days": 20}) if s.id == "agency_placement" else s for s in strategy.steps
@@ -237,13 +237,58 @@ async def test_placement_expires_and_is_recalled(harness: Harness) -> None:
     loan = make_loan(await harness.now(), dpd=46)
     handle = await harness.start(loan, strategy=strategy.model_copy(update={"steps": short}))
     await harness.env.sleep(timedelta(hours=1))
-    placed = await status(handle)
-    assert placed.agency_name == "Acme Recoveries"
+    first = await status(handle)
+    assert first.agency_name == "Acme Recoveries" and first.agency_placement_id is not None
 
     await harness.env.sleep(timedelta(days=21))
-    after = await status(handle)
+    second = await status(handle)
 
     assert [r.reason for r in harness.fakes.of(contracts.RECALL_FROM_AGENCY)] == ["expired"]
-    assert after.agency_placement_id is None
-    assert after.stage == "agency" and after.outcome is None
-    assert after.next_step is not None and after.next_step.key == "lawyer_letter"
+    placements = harness.fakes.of(contracts.PLACE_WITH_AGENCY)
+    assert len(placements) == 2 and placements[0].idempotency_key != placements[1].idempotency_key
+    assert second.agency_placement_id not in (None, first.agency_placement_id)
+
+    await harness.env.sleep(timedelta(days=21))
+    third = await status(handle)
+
+    assert [r.reason for r in harness.fakes.of(contracts.RECALL_FROM_AGENCY)] == ["expired", "expired"]
+    assert len(harness.fakes.of(contracts.PLACE_WITH_AGENCY)) == 2  # at most two agencies in turn
+    assert third.agency_placement_id is None and third.stage == "agency" and third.outcome is None
+    assert third.next_step is not None and third.next_step.key == "lawyer_letter"
+
+
+async def test_loan_placed_at_dpd_45_is_recalled_when_paid_at_dpd_60(harness: Harness) -> None:
+    loan = make_loan(await harness.now(), dpd=44)
+    handle = await harness.start(loan)
+    await harness.env.sleep(timedelta(days=1))
+    placed = await status(handle)
+    assert placed.stage == "agency" and placed.agency_placement_id is not None
+
+    await harness.env.sleep(timedelta(days=15))  # DPD 60
+    await handle.signal(PAYMENT_SIGNAL, payment("pay-60", loan.amount_overdue_minor, await harness.now()))
+    result = await handle.result()
+
+    assert result.outcome == "paid" and result.dpd == 60
+    assert [r.reason for r in harness.fakes.of(contracts.RECALL_FROM_AGENCY)] == ["paid"]
+    child = harness.client.get_workflow_handle(f"collection-{loan.loan_id}-placement-1")
+    outcome = await child.result()
+    assert outcome["ended"] == "paid"
+
+
+async def test_legal_case_sends_the_letter_waits_the_window_then_refers(harness: Harness) -> None:
+    loan = make_loan(await harness.now(), dpd=89, amount=1_500_000)
+    handle = await harness.start(loan)
+
+    result = await handle.result()
+
+    names = harness.fakes.names()
+    letter_at = harness.fakes.times[names.index(contracts.GENERATE_LAWYER_LETTER)]
+    mail_at = harness.fakes.times[names.index(contracts.DISPATCH_REGISTERED_MAIL)]
+    referral_at = harness.fakes.times[names.index(contracts.REFER_TO_LITIGATION)]
+    assert letter_at <= mail_at < referral_at
+    assert referral_at - letter_at >= timedelta(days=15)  # the response window was waited out
+    assert result.outcome == "litigation"
+    referral = harness.fakes.of(contracts.REFER_TO_LITIGATION)[0]
+    assert referral.document_ids == ["doc-1"]
+    legal = await harness.client.get_workflow_handle(f"collection-{loan.loan_id}-legal").result()
+    assert legal["ended"] == "referred" and legal["tracking_reference"] == "RR000000000CN"

@@ -9,7 +9,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.loan_collection import LoanCollectionWorkflow
+from workflows.registry import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 TEXTS = {path: path.read_text() for path in HISTORIES}
@@ -18,7 +18,7 @@ TEXTS = {path: path.read_text() for path in HISTORIES}
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(f"collection-{path.stem}", TEXTS[path])
-    replayer = Replayer(workflows=[LoanCollectionWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
 
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
 

@@ -1,0 +1,127 @@
+"""LegalCaseWorkflow: the lawyer's letter, its response window, and the litigation referral.
+
+Started by LoanCollectionWorkflow as a child when the loan reaches the legal stage, so an operator reads the
+legal case as its own history: letter generated (PDF, sha256), sent by registered mail, the response window
+waited on the collections clock, then referred to litigation if the balance is worth suing for — unless the
+parent withdraws the case (paid, closed) first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities import contracts
+    from domain.calendar import end_of_local_day
+    from domain.clock import CollectionsClock
+
+LEGAL_CASE_WORKFLOW = "LegalCaseWorkflow"
+WITHDRAW_SIGNAL = "withdraw"
+
+LEGAL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+    maximum_attempts=30,
+)
+
+
+class LegalCaseInput(BaseModel):
+    letter: contracts.LawyerLetterRequest
+    timezone: str
+    clock: CollectionsClock
+    referral: contracts.LitigationReferralRequest | None  # None: below the litigation threshold
+
+
+class WithdrawRequest(BaseModel):
+    reason: Literal["paid", "closed", "written_off"]
+
+
+class LegalOutcome(BaseModel):
+    document_id: str
+    sha256: str
+    tracking_reference: str | None
+    case_id: str | None  # set when referred to litigation
+    ended: Literal["referred", "window_passed", "withdrawn"]
+
+
+@workflow.defn(name=LEGAL_CASE_WORKFLOW)
+class LegalCaseWorkflow:
+    def __init__(self) -> None:
+        self._withdrawn: str | None = None
+
+    @workflow.signal(name=WITHDRAW_SIGNAL)
+    def withdraw(self, request: WithdrawRequest) -> None:
+        self._withdrawn = self._withdrawn or request.reason
+
+    @workflow.run
+    async def run(self, input: LegalCaseInput) -> LegalOutcome:
+        letter_request = input.letter
+        letter = await workflow.execute_activity(
+            contracts.GENERATE_LAWYER_LETTER,
+            letter_request,
+            result_type=contracts.LawyerLetterReceipt,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=LEGAL_RETRY,
+            summary=f"lawyer's letter ({letter_request.locale}), respond by {letter_request.respond_by}",
+        )
+        mail = await workflow.execute_activity(
+            contracts.DISPATCH_REGISTERED_MAIL,
+            contracts.RegisteredMailRequest(
+                idempotency_key=f"{letter_request.idempotency_key}:mail",
+                loan_id=letter_request.loan_id,
+                document_id=letter.document_id,
+                locale=letter_request.locale,
+            ),
+            result_type=contracts.RegisteredMailReceipt,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=LEGAL_RETRY,
+            summary="send the letter by registered mail",
+        )
+        workflow.set_current_details(
+            f"**Letter** {letter.document_id} (sha256 {letter.sha256[:12]}…) sent, tracking "
+            f"{mail.tracking_reference}; response due {letter_request.respond_by}"
+        )
+        # The borrower has until the end of the respond-by day, in their own time zone.
+        deadline: datetime = end_of_local_day(letter_request.respond_by, input.timezone)
+        try:
+            await workflow.wait_condition(
+                lambda: self._withdrawn is not None,
+                timeout=input.clock.real_delay(deadline - input.clock.now(workflow.now())),
+                timeout_summary=f"response window until {letter_request.respond_by}",
+            )
+        except TimeoutError:
+            pass
+        if self._withdrawn is not None or input.referral is None:
+            ended: Literal["window_passed", "withdrawn"] = "withdrawn" if self._withdrawn else "window_passed"
+            workflow.set_current_details(f"**Closed**: {ended}")
+            return LegalOutcome(
+                document_id=letter.document_id,
+                sha256=letter.sha256,
+                tracking_reference=mail.tracking_reference,
+                case_id=None,
+                ended=ended,
+            )
+        referral = await workflow.execute_activity(
+            contracts.REFER_TO_LITIGATION,
+            input.referral.model_copy(
+                update={"document_ids": [*input.referral.document_ids, letter.document_id]}
+            ),
+            result_type=contracts.LitigationReferralReceipt,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=LEGAL_RETRY,
+            summary="refer to litigation with the documents bundle",
+        )
+        workflow.set_current_details(f"**Referred to litigation**: case {referral.case_id}")
+        return LegalOutcome(
+            document_id=letter.document_id,
+            sha256=letter.sha256,
+            tracking_reference=mail.tracking_reference,
+            case_id=referral.case_id,
+            ended="referred",
+        )
