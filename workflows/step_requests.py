@@ -98,6 +98,7 @@ def lawyer_letter_request(case: CollectionCase, occurrence: Occurrence, now: dat
         dpd=case.dpd(now),
         issued_on=issued_on,
         respond_by=issued_on + timedelta(days=occurrence.step.response_days or 15),
+        product=case.loan.product,
     )
 
 

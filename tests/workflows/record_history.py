@@ -16,6 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.contact_profiles import default_profiles
 from domain.loan import Payment
 from domain.promise import PromiseRequest
 from domain.strategy import default_strategy
@@ -37,7 +38,7 @@ from workflows.search_attributes import register
 HISTORIES = Path(__file__).parent / "histories"
 
 
-async def record(name: str) -> Path:
+async def record(name: str, *, with_profile: bool) -> Path:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=server_binary("temporal-test-server"),
@@ -48,10 +49,16 @@ async def record(name: str) -> Path:
     try:
         async with Worker(env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=fakes.all()):
             now = await env.get_current_time()
-            loan = make_loan(now, dpd=40, amount=150_000)
+            # The loan id is the file's name: child workflow ids derive from the workflow id, so the replay
+            # test must use the same one (collection-{name}).
+            loan = make_loan(now, dpd=40, amount=150_000).model_copy(update={"loan_id": name})
             handle = await env.client.start_workflow(
                 WORKFLOW_NAME,
-                CollectionInput(loan=loan, strategy=default_strategy()),
+                CollectionInput(
+                    loan=loan,
+                    strategy=default_strategy(),
+                    profile=default_profiles()[loan.jurisdiction] if with_profile else None,
+                ),
                 id=workflow_id(loan.loan_id),
                 task_queue=task_queue,
                 result_type=CollectionStatus,
@@ -82,4 +89,6 @@ async def record(name: str) -> Path:
 
 
 if __name__ == "__main__":
-    print(asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "lifecycle_v1")))
+    # lifecycle_v1: a loan started before contact profiles (legacy path); lifecycle_v2: with its profile.
+    name = sys.argv[1] if len(sys.argv) > 1 else "lifecycle_v2"
+    print(asyncio.run(record(name, with_profile=name != "lifecycle_v1")))
