@@ -64,6 +64,10 @@ class Step(_Config):
     min_amount_overdue_minor: dict[str, int] | None = Field(
         default=None, description="run only when arrears reach this, per currency (e.g. { CNY = 500000 })"
     )
+    property_preservation: bool = Field(
+        default=False,
+        description="litigation referral: also ask the court for property preservation (财产保全)",
+    )
     enabled: bool = True
 
     @model_validator(mode="after")

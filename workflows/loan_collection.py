@@ -465,6 +465,9 @@ class LoanCollectionWorkflow:
                 pass  # an expired hold was journaled; re-plan from here
             elif self._compliant() and (hold := escalation_hold(case, now)) is not None:
                 self._next = None
+                if case.contact.dispute_open and self._placement_child is not None:
+                    # A dispute that stops collection stops the agency too: the account comes back.
+                    await self._recall("disputed")
                 await self._wait_until(hold[1], hold[0])
             elif self._compliant() and case.callbacks and case.callbacks[0] <= now:
                 await self._call_back(case.callbacks[0], now)

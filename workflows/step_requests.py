@@ -124,4 +124,5 @@ def litigation_request(
         dpd=case.dpd(now),
         document_ids=list(case.documents),
         summary=ledger_summary(case),
+        property_preservation=occurrence.step.property_preservation,
     )

@@ -326,3 +326,16 @@ async def test_sync_stores_limits_and_contact_flag(own_db_pool: asyncpg.Pool) ->
     assert row is not None
     assert (row["endpoint"], row["receives_contact_details"]) == ("https://agency.example/api", True)
     assert (row["min_amount_overdue_minor"], row["max_amount_overdue_minor"]) == ('{"CNY": 5}', None)
+
+
+async def test_recall_because_of_a_dispute_is_stored(own_db_pool: asyncpg.Pool) -> None:
+    adapter = await _agencies(own_db_pool, ("a", 10, []))
+    loan_id = _loan()
+    placement = await adapter.place(placement_request(loan_id))
+
+    await adapter.recall(recall_request(loan_id, placement.placement_id, reason="disputed"))
+
+    reason = await own_db_pool.fetchval(
+        "SELECT recall_reason FROM agency_placements WHERE id = $1::uuid", placement.placement_id
+    )
+    assert reason == "disputed"

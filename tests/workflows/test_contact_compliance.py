@@ -228,3 +228,16 @@ async def test_payment_while_the_journal_is_written_is_not_missed(harness: Harne
 
     assert result.outcome == "paid"
     assert result.collections_now - paid_at < timedelta(hours=1)  # not at the next step, days later
+
+
+async def test_dispute_recalls_the_account_from_the_agency_us(harness: Harness) -> None:
+    loan = foreign_loan(await harness.now(), "us", "America/New_York", "USD", dpd=46)
+    handle = await harness.start(loan)
+    await harness.env.sleep(timedelta(days=1))
+    assert (await status(handle)).agency_placement_id is not None
+
+    await handle.execute_update(RAISE_DISPUTE_UPDATE, RaiseDispute(collector="c1"), result_type=ContactState)
+    await harness.env.sleep(timedelta(hours=1))
+
+    assert [r.reason for r in harness.fakes.of(contracts.RECALL_FROM_AGENCY)] == ["disputed"]
+    assert (await status(handle)).agency_placement_id is None

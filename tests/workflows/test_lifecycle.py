@@ -292,3 +292,17 @@ async def test_legal_case_sends_the_letter_waits_the_window_then_refers(harness:
     assert referral.document_ids == ["doc-1"]
     legal = await harness.client.get_workflow_handle(f"collection-{loan.loan_id}-legal").result()
     assert legal["ended"] == "referred" and legal["tracking_reference"] == "RR000000000CN"
+
+
+async def test_property_preservation_is_requested_when_the_strategy_says_so(harness: Harness) -> None:
+    strategy = default_strategy()
+    steps = [
+        s.model_copy(update={"property_preservation": True}) if s.id == "litigation_referral" else s
+        for s in strategy.steps
+    ]
+    loan = make_loan(await harness.now(), dpd=89, amount=1_500_000)
+    handle = await harness.start(loan, strategy=strategy.model_copy(update={"steps": steps}))
+
+    await handle.result()
+
+    assert [r.property_preservation for r in harness.fakes.of(contracts.REFER_TO_LITIGATION)] == [True]
