@@ -21,8 +21,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC
 from pathlib import Path
 
@@ -36,11 +35,10 @@ from activities.agency import (
     agency_overview,
     export_placements,
 )
-from activities.db import create_pool
 from domain.agencies import AgencyConfigError, load_agencies
-from stack.embedded import EmbeddedServerError, redact_url, resolve_database_url
 from stack.settings import Settings
 from starter.connect import TemporalUnreachable, connect
+from starter.database import CommandFailed, command_database
 from workflows.messages import CollectionInput, workflow_id
 
 EXIT_OK = 0
@@ -48,10 +46,7 @@ EXIT_FAILED = 1
 EXIT_INVALID = 2
 
 
-class _Failed(Exception):
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        self.code = code
-        super().__init__(message)
+_Failed = CommandFailed
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,35 +87,8 @@ def _check(path: Path) -> int:
     return EXIT_OK
 
 
-@asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """A small pool on DATABASE_URL or the embedded PostgreSQL (stopped again if this command started it)."""
-    if settings.embedded_postgres and not (settings.state_dir / "pgdata").exists():
-        raise _Failed(
-            f"error: no database: DATABASE_URL is not set and there is no embedded PostgreSQL in "
-            f"{settings.state_dir / 'pgdata'} (start the stack with `make run`, or set DATABASE_URL)"
-        )
-    try:
-        resolved = await resolve_database_url(settings)
-    except EmbeddedServerError as error:
-        raise _Failed(f"error: {error}") from error
-    try:
-        try:
-            pool = await create_pool(resolved.url, min_size=1, max_size=1)
-        except (OSError, asyncpg.PostgresError) as error:
-            raise _Failed(f"error: cannot reach PostgreSQL at {redact_url(resolved.url)}: {error}") from error
-        try:
-            yield pool
-        except asyncpg.UndefinedColumnError as error:
-            raise _Failed(
-                f"error: the database predates agency placements ({error}); "
-                "migrate it: python -m stack.migrate"
-            ) from error
-        finally:
-            await pool.close()
-    finally:
-        if resolved.server is not None and resolved.server.started_here:
-            await resolved.server.stop()
+def _database(settings: Settings) -> AbstractAsyncContextManager[asyncpg.Pool]:
+    return command_database(settings, missing_schema="predates agency placements")
 
 
 async def _list(args: argparse.Namespace, settings: Settings) -> int:

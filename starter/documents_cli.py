@@ -19,30 +19,23 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC
 from pathlib import Path
 
 import asyncpg
 
-from activities.db import create_pool
 from activities.legal import DocumentSummary, LegalDocument, fetch_document, list_documents
-from stack.embedded import EmbeddedServerError, redact_url, resolve_database_url
 from stack.settings import Settings
 from starter.api import InvalidRequest, check_loan_id
+from starter.database import CommandFailed, command_database
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 
 
-class _Failed(Exception):
-    """A problem to print on stderr, with the exit code to return."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        self.code = code
-        super().__init__(message)
+_Failed = CommandFailed
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,35 +63,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         return error.code
 
 
-@asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """A small pool on DATABASE_URL or the embedded PostgreSQL (stopped again if this command started it)."""
-    if settings.embedded_postgres and not (settings.state_dir / "pgdata").exists():
-        raise _Failed(
-            f"error: no database: DATABASE_URL is not set and there is no embedded PostgreSQL in "
-            f"{settings.state_dir / 'pgdata'} (start the stack with `make run`, or set DATABASE_URL)"
-        )
-    try:
-        resolved = await resolve_database_url(settings)
-    except EmbeddedServerError as error:
-        raise _Failed(f"error: {error}") from error
-    try:
-        try:
-            pool = await create_pool(resolved.url, min_size=1, max_size=1)
-        except (OSError, asyncpg.PostgresError) as error:
-            raise _Failed(f"error: cannot reach PostgreSQL at {redact_url(resolved.url)}: {error}") from error
-        try:
-            yield pool
-        except asyncpg.UndefinedTableError as error:
-            raise _Failed(
-                f"error: the database has no legal documents tables ({error}); "
-                "migrate it first: python -m stack.migrate"
-            ) from error
-        finally:
-            await pool.close()
-    finally:
-        if resolved.server is not None and resolved.server.started_here:
-            await resolved.server.stop()
+def _database(settings: Settings) -> AbstractAsyncContextManager[asyncpg.Pool]:
+    return command_database(settings, missing_schema="has no legal documents tables")
 
 
 async def _list(args: argparse.Namespace, settings: Settings) -> int:
