@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.loan import Payment, format_money
     from domain.promise import PromiseRequest, PromiseToPay, promise_deadline, promise_rejection
     from domain.schedule import Occurrence, next_stage_first, occurrences, plan
-    from domain.strategy import Stage, stage_rank
+    from domain.strategy import Stage, Step, stage_rank
     from workflows import search_attributes as sa
     from workflows import step_requests
     from workflows.agency_placement import (
@@ -100,6 +100,8 @@ CASE_RETRY = RetryPolicy(
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Loans started before contact rules and the journal existed replay without them (see _compliant).
 CONTACT_RULES_PATCH = "contact-rules-and-journal"
+# Broken-promise follow-ups ask the contact rules too (loans that broke a promise before replay as they ran).
+BROKEN_PROMISE_RULES_PATCH = "broken-promise-follow-up-asks-contact-rules"
 # A loan is placed with at most this many agencies in turn (the second never the first's agency).
 MAX_PLACEMENTS = 2
 LETTER_TIMEOUT = timedelta(minutes=2)
@@ -743,9 +745,12 @@ class LoanCollectionWorkflow:
             self._journal_promise(promise, "broken", actor="system")
         rules = case.strategy.promise
         key = f"promise:{promise.promise_id}:broken"
-        result = await self._send(
-            key, rules.broken_channel, rules.broken_template, "broken promise follow-up"
-        )
+        if self._compliant() and workflow.patched(BROKEN_PROMISE_RULES_PATCH):
+            result = await self._broken_promise_follow_up(key, now)
+        else:
+            result = await self._send(
+                key, rules.broken_channel, rules.broken_template, "broken promise follow-up"
+            )
         case.record(
             StepRecord(
                 key=key,
@@ -769,6 +774,37 @@ class LoanCollectionWorkflow:
                     if stage_rank(occurrence.step.stage) < target_rank:
                         case.mark_done(occurrence.key)
                 case.forced = [*case.forced, *(t.key for t in targets)]
+
+    async def _broken_promise_follow_up(self, key: str, now: datetime) -> str:
+        """The follow-up message, if the contact rules allow it now (a promise breaks at local midnight, so
+        usually they do not); otherwise a follow-up task in the collectors' broken-promise queue, due when
+        contact is allowed again."""
+        case = self._case
+        rules = case.strategy.promise
+        step = Step(
+            id="broken_promise",
+            dpd=0,
+            stage=case.stage,
+            action="message",
+            channel=rules.broken_channel,
+            template=rules.broken_template,
+            summary="broken promise follow-up",
+        )
+        result = await self._contact_step(Occurrence(key=key, dpd=0, step=step), rules.broken_channel, now)
+        if result is not None:
+            return result
+        allowed_at = case.deferrals.pop(key)
+        due = workflow.now() + case.clock.real_delay(allowed_at - now)
+        task = await self._activity(
+            contracts.CREATE_COLLECTOR_TASK,
+            step_requests.collector_task_request(
+                case, key, "promise_follow_up", due, now, "promise broken: follow up when contact is allowed"
+            ),
+            contracts.CollectorTaskReceipt,
+            "broken-promise follow-up task",
+            CONTACT_RETRY,
+        )
+        return f"message deferred by the contact rules; follow-up task {task.task_id if task else 'failed'}"
 
     async def _finish(self, outcome: Outcome, reason: str) -> None:
         case = self._case

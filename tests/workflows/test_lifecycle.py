@@ -8,7 +8,7 @@ from activities import contracts
 from domain.loan import Payment
 from domain.promise import PromiseRequest
 from domain.strategy import default_strategy
-from tests.workflows.conftest import Harness, make_loan
+from tests.workflows.conftest import SHANGHAI, Harness, make_loan
 from workflows.messages import PAYMENT_SIGNAL, PROMISE_UPDATE, STATUS_QUERY, CollectionStatus, PromiseAccepted
 
 
@@ -78,8 +78,14 @@ async def test_promise_broken_resumes_escalation_with_follow_up(harness: Harness
 
     assert after.promises[0].status == "broken"
     assert after.broken_promises == 1
-    follow_ups = [m for m in harness.fakes.of(contracts.SEND_MESSAGE) if m.template == "broken_promise"]
+    # The promise broke at local midnight, outside contact hours: no SMS then, a task in the collectors'
+    # broken-promise queue instead, due when contact is allowed (08:00 Shanghai).
+    assert [m for m in harness.fakes.of(contracts.SEND_MESSAGE) if m.template == "broken_promise"] == []
+    follow_ups = [
+        t for t in harness.fakes.of(contracts.CREATE_COLLECTOR_TASK) if t.kind == "promise_follow_up"
+    ]
     assert len(follow_ups) == 1
+    assert follow_ups[0].due_at.astimezone(SHANGHAI).hour == 8
     calls = harness.fakes.of(contracts.CREATE_COLLECTOR_TASK)
     assert any(c.kind == "call" and c.step_key.startswith("collector_call@") for c in calls[1:])
     assert after.outcome is None and after.stage == "deep_contact"
