@@ -79,6 +79,9 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 CONTACT_RULES_PATCH = "contact-rules-and-journal"
 # Broken-promise follow-ups ask the contact rules too (loans that broke a promise before replay as they ran).
 BROKEN_PROMISE_RULES_PATCH = "broken-promise-follow-up-asks-contact-rules"
+# A provider outage that outlasts the retries defers the message instead of closing the contact point.
+PROVIDER_OUTAGE_PATCH = "provider-outage-defers-message"
+PROVIDER_OUTAGE_RETRY = timedelta(hours=1)
 # A loan is placed with at most this many agencies in turn (the second never the first's agency).
 MAX_PLACEMENTS = 2
 LETTER_TIMEOUT = timedelta(minutes=2)
@@ -107,6 +110,7 @@ class LoanCollectionWorkflow(CollectorUpdates):
         self._waiting_for = "starting"
         self._upserted: dict[str, object] = {}
         self._compliance: bool | None = None
+        self._last_failure: str | None = None  # error type of the last activity that failed for good
         self._journal_pending: list[contracts.JournalEntry] = []
         # Decided here, before any handler runs: validators and queries are read-only and cannot patch.
         self._compliant()
@@ -831,6 +835,23 @@ class LoanCollectionWorkflow(CollectorUpdates):
                 f"{choice.channel}: {step.summary or occurrence.key}",
                 CONTACT_RETRY,
             )
+            if (
+                receipt is None
+                and self._last_failure != contracts.CONTACT_POINT_INVALID
+                and workflow.patched(PROVIDER_OUTAGE_PATCH)
+            ):
+                # The provider stayed down through every retry: the borrower is not unreachable. The outbox
+                # row is kept under the same key, so trying again later delivers it once, never twice.
+                retry_at = now + PROVIDER_OUTAGE_RETRY
+                case.deferrals[occurrence.key] = retry_at
+                self._journal_deferral(
+                    occurrence.key,
+                    choice.channel,
+                    "provider_unavailable",
+                    "channel provider unavailable",
+                    retry_at,
+                )
+                return None
             if receipt is None:
                 # Permanent failure (invalid number, bounced address): that contact point is unreachable;
                 # the next loop asks the rules again and falls back to the next channel.
@@ -1030,6 +1051,7 @@ class LoanCollectionWorkflow(CollectorUpdates):
         except ActivityError as error:
             cause = error.cause
             kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
+            self._last_failure = kind
             workflow.logger.warning("activity %s failed for good: %s", name, kind)
             return None
 

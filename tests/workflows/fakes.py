@@ -17,6 +17,7 @@ class FakeActivities:
     calls: list[tuple[str, object]] = field(default_factory=list)
     failing_channels: set[str] = field(default_factory=set)
     no_agency: bool = False
+    outage_failures: int = 0  # the next N send_message attempts fail as a provider outage would
     times: list[datetime] = field(default_factory=list)
     journal: list[contracts.JournalEntry] = field(default_factory=list)
     journal_keys: set[str] = field(default_factory=set)
@@ -36,6 +37,9 @@ class FakeActivities:
     @activity.defn(name=contracts.SEND_MESSAGE)
     async def send_message(self, request: contracts.MessageRequest) -> contracts.MessageReceipt:
         self._log(contracts.SEND_MESSAGE, request)
+        if self.outage_failures > 0:
+            self.outage_failures -= 1
+            raise RuntimeError("provider down")  # retryable, like a 503 from a gateway
         if request.channel in self.failing_channels:
             raise ApplicationError("bounced", type=contracts.CONTACT_POINT_INVALID, non_retryable=True)
         return contracts.MessageReceipt(

@@ -241,3 +241,20 @@ async def test_dispute_recalls_the_account_from_the_agency_us(harness: Harness) 
 
     assert [r.reason for r in harness.fakes.of(contracts.RECALL_FROM_AGENCY)] == ["disputed"]
     assert (await status(handle)).agency_placement_id is None
+
+
+async def test_provider_outage_defers_the_message_instead_of_closing_the_phone(harness: Harness) -> None:
+    harness.fakes.outage_failures = 16  # more than the 15 attempts of one activity
+    loan = make_loan(await harness.now(), dpd=1)
+    handle = await harness.start(loan)
+
+    await harness.env.sleep(timedelta(hours=3))
+    after = await status(handle)
+
+    sent = harness.fakes.of(contracts.SEND_MESSAGE)
+    assert {(m.channel, m.step_key) for m in sent} == {("sms", "sms_reminder")}  # no e-mail fallback
+    assert after.contact is not None and after.contact.unreachable_addresses == []
+    assert after.last_step is not None and after.last_step.key == "sms_reminder"
+    assert after.last_step.result.startswith("sms ")
+    rules = [e.data["rule"] for e in harness.fakes.journal_of("deferral")]
+    assert rules == ["provider_unavailable"]
