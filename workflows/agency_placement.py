@@ -12,25 +12,18 @@ from typing import Literal
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
     from domain.clock import CollectionsClock
+    from workflows.retries import CASE_RETRY
 
 AGENCY_PLACEMENT_WORKFLOW = "AgencyPlacementWorkflow"
 RECALL_SIGNAL = "recall"
 PLACED_SIGNAL = "agency_placed"  # sent to the parent once the agency has the account
 
 RecallReason = Literal["paid", "closed", "expired", "escalated", "written_off", "disputed"]
-
-PLACEMENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=10),
-    maximum_attempts=30,
-)
 
 
 class PlacementInput(BaseModel):
@@ -66,7 +59,7 @@ class AgencyPlacementWorkflow:
                 request,
                 result_type=contracts.PlacementReceipt,
                 start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=PLACEMENT_RETRY,
+                retry_policy=CASE_RETRY,
                 summary=f"place for {request.period_days} days",
             )
         except ActivityError:
@@ -98,7 +91,7 @@ class AgencyPlacementWorkflow:
             ),
             result_type=contracts.RecallReceipt,
             start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=PLACEMENT_RETRY,
+            retry_policy=CASE_RETRY,
             summary=f"recall from {placed.agency_name}: {reason}",
         )
         workflow.set_current_details(f"**Recalled** from {placed.agency_name}: {reason}")

@@ -13,22 +13,15 @@ from typing import Literal
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
     from domain.calendar import end_of_local_day
     from domain.clock import CollectionsClock
+    from workflows.retries import CASE_RETRY
 
 LEGAL_CASE_WORKFLOW = "LegalCaseWorkflow"
 WITHDRAW_SIGNAL = "withdraw"
-
-LEGAL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=10),
-    maximum_attempts=30,
-)
 
 
 class LegalCaseInput(BaseModel):
@@ -67,7 +60,7 @@ class LegalCaseWorkflow:
             letter_request,
             result_type=contracts.LawyerLetterReceipt,
             start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=LEGAL_RETRY,
+            retry_policy=CASE_RETRY,
             summary=f"lawyer's letter ({letter_request.locale}), respond by {letter_request.respond_by}",
         )
         mail = await workflow.execute_activity(
@@ -80,7 +73,7 @@ class LegalCaseWorkflow:
             ),
             result_type=contracts.RegisteredMailReceipt,
             start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=LEGAL_RETRY,
+            retry_policy=CASE_RETRY,
             summary="send the letter by registered mail",
         )
         workflow.set_current_details(
@@ -114,7 +107,7 @@ class LegalCaseWorkflow:
             ),
             result_type=contracts.LitigationReferralReceipt,
             start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=LEGAL_RETRY,
+            retry_policy=CASE_RETRY,
             summary="refer to litigation with the documents bundle",
         )
         workflow.set_current_details(f"**Referred to litigation**: case {referral.case_id}")

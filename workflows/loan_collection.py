@@ -56,24 +56,8 @@ with workflow.unsafe.imports_passed_through():
         NextStep,
         PromiseAccepted,
     )
+    from workflows.retries import CASE_RETRY, CONTACT_RETRY
 
-# Messages and tasks: transient provider/database trouble is retried for about an hour; past that the step
-# is recorded as failed and the loan moves on rather than stalling (a payment must still be able to close it).
-CONTACT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    maximum_attempts=15,
-    non_retryable_error_types=[contracts.CONTACT_POINT_INVALID, "UnknownTemplate"],
-)
-# Placements, recalls and legal filings matter more than timeliness: retry longer.
-CASE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=10),
-    maximum_attempts=30,
-    non_retryable_error_types=[contracts.NO_AGENCY_AVAILABLE],
-)
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Loans started before contact rules and the journal existed replay without them (see _compliant).
 CONTACT_RULES_PATCH = "contact-rules-and-journal"
@@ -484,17 +468,7 @@ class LoanCollectionWorkflow(CollectorUpdates):
         assert occurrence.step.period_days
         receipt = await self._activity(
             contracts.PLACE_WITH_AGENCY,
-            contracts.PlacementRequest(
-                idempotency_key=step_requests.idempotency_key(case, occurrence.key),
-                loan_id=case.loan.loan_id,
-                currency=case.loan.currency,
-                amount_overdue_minor=case.arrears_minor,
-                principal_outstanding_minor=case.principal_outstanding_minor,
-                segment=case.segment,
-                dpd=case.dpd(now),
-                period_days=occurrence.step.period_days,
-                placed_at=now,
-            ),
+            step_requests.placement_request(case, occurrence.key, occurrence.step.period_days, now),
             contracts.PlacementReceipt,
             f"place with agency for {occurrence.step.period_days} days",
             CASE_RETRY,
@@ -655,21 +629,13 @@ class LoanCollectionWorkflow(CollectorUpdates):
             return "already with an agency"
         assert occurrence.step.period_days
         case.placements += 1
-        request = contracts.PlacementRequest(
-            idempotency_key=step_requests.idempotency_key(case, f"{occurrence.key}#{case.placements}"),
-            loan_id=case.loan.loan_id,
-            currency=case.loan.currency,
-            amount_overdue_minor=case.arrears_minor,
-            principal_outstanding_minor=case.principal_outstanding_minor,
-            segment=case.segment,
-            dpd=case.dpd(now),
-            period_days=occurrence.step.period_days,
-            placed_at=now,
+        request = step_requests.placement_request(
+            case,
+            f"{occurrence.key}#{case.placements}",
+            occurrence.step.period_days,
+            now,
+            exclude_agencies=case.placed_with,  # a re-placement never goes back to the same agency
         )
-        if (
-            "exclude_agencies" in contracts.PlacementRequest.model_fields
-        ):  # re-placement: never the same agency
-            request = request.model_copy(update={"exclude_agencies": list(case.placed_with)})
         info = workflow.info()
         child_id = f"{info.workflow_id}-placement-{case.placements}"
         self._placement_child = await workflow.start_child_workflow(

@@ -9,6 +9,7 @@ from activities.contracts import (
     LawyerLetterRequest,
     LitigationReferralRequest,
     MessageRequest,
+    PlacementRequest,
 )
 from domain.case import CollectionCase
 from domain.loan import format_money
@@ -59,6 +60,27 @@ def message_request(
         locale=case.loan.borrower.locale,
         recipient=recipient,
         variables=message_variables(case, now),
+    )
+
+
+def placement_request(
+    case: CollectionCase,
+    step_key: str,
+    period_days: int,
+    now: datetime,
+    exclude_agencies: list[str] | None = None,
+) -> PlacementRequest:
+    return PlacementRequest(
+        idempotency_key=idempotency_key(case, step_key),
+        loan_id=case.loan.loan_id,
+        currency=case.loan.currency,
+        amount_overdue_minor=case.arrears_minor,
+        principal_outstanding_minor=case.principal_outstanding_minor,
+        segment=case.segment,
+        dpd=case.dpd(now),
+        period_days=period_days,
+        placed_at=now,
+        exclude_agencies=list(exclude_agencies or []),
     )
 
 
