@@ -20,6 +20,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.db import create_pool
+from stack.migrate import apply_migrations
 from workflows.search_attributes import ALL
 from workflows.search_attributes import register as register_search_attributes
 
@@ -48,23 +50,57 @@ def postgres_url() -> Iterator[str]:
 @pytest_asyncio.fixture(scope="session")
 async def migrated_db(postgres_url: str) -> str:
     """A fresh database with every migration applied; returns its URL."""
-    from stack.migrate import apply_migrations
-
     name = f"overdue_test_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = postgres_url.replace("/postgres?", f"/{name}?")
+    await _admin(postgres_url, f'CREATE DATABASE "{name}"')
+    url = _database_url(postgres_url, name)
     await apply_migrations(url)
     return url
 
 
+def _database_url(postgres_url: str, name: str) -> str:
+    return postgres_url.replace("/postgres?", f"/{name}?")
+
+
+async def _admin(postgres_url: str, sql: str) -> None:
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest_asyncio.fixture
+async def empty_db(postgres_url: str) -> AsyncIterator[str]:
+    """A new, empty database (no migrations); dropped afterwards."""
+    name = f"overdue_empty_{uuid.uuid4().hex[:8]}"
+    await _admin(postgres_url, f'CREATE DATABASE "{name}"')
+    yield _database_url(postgres_url, name)
+    await _admin(postgres_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest_asyncio.fixture(scope="session")
+async def migrated_template(postgres_url: str) -> str:
+    """A migrated database nobody connects to, to copy from (CREATE DATABASE ... TEMPLATE)."""
+    name = f"overdue_template_{uuid.uuid4().hex[:8]}"
+    await _admin(postgres_url, f'CREATE DATABASE "{name}"')
+    await apply_migrations(_database_url(postgres_url, name))
+    return name
+
+
+@pytest_asyncio.fixture
+async def own_db_pool(postgres_url: str, migrated_template: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a migrated database of this test's own, copied from a template in a few milliseconds:
+    for tests that control a whole table (agency selection) and must not see other tests' rows."""
+    name = f"overdue_own_{uuid.uuid4().hex[:8]}"
+    await _admin(postgres_url, f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+    pool = await create_pool(_database_url(postgres_url, name), max_size=8)
+    yield pool
+    await pool.close()
+    await _admin(postgres_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 @pytest_asyncio.fixture
 async def db_pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
-    from activities.db import create_pool
-
     pool = await create_pool(migrated_db, max_size=4)
     yield pool
     await pool.close()

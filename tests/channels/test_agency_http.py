@@ -30,11 +30,9 @@ from activities.agency_http import (
     AgencyHttpClient,
     report_agency_payment,
 )
-from activities.db import create_pool
 from domain.agencies import AgencyConfig
 from domain.loan import Payment
 from stack import sandbox as stack_sandbox
-from stack.migrate import apply_migrations
 from stack.sandbox import AgencySandbox, SandboxError
 from stack.sandbox import agency as agency_sandbox_module
 from stack.settings import Settings
@@ -43,34 +41,10 @@ from tests.activities.builders import key, placement_request, recall_request
 API_KEY = SANDBOX_API_KEY  # what the client sends to endpoint "sandbox" unless the agency has its own key
 
 
-def _url(postgres_url: str, name: str) -> str:
-    return postgres_url.replace("/postgres?", f"/{name}?")
-
-
-async def _admin(postgres_url: str, sql: str) -> None:
-    connection = await asyncpg.connect(postgres_url)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@pytest_asyncio.fixture(scope="session")
-async def agency_template(postgres_url: str) -> str:
-    name = f"overdue_agency_template_{uuid.uuid4().hex[:8]}"
-    await _admin(postgres_url, f'CREATE DATABASE "{name}"')
-    await apply_migrations(_url(postgres_url, name))
-    return name
-
-
-@pytest_asyncio.fixture
-async def pool(postgres_url: str, agency_template: str) -> AsyncIterator[asyncpg.Pool]:
-    name = f"overdue_agency_{uuid.uuid4().hex[:8]}"
-    await _admin(postgres_url, f'CREATE DATABASE "{name}" TEMPLATE "{agency_template}"')
-    database = await create_pool(_url(postgres_url, name), max_size=4)
-    yield database
-    await database.close()
-    await _admin(postgres_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+@pytest.fixture
+def pool(own_db_pool: asyncpg.Pool) -> asyncpg.Pool:
+    """A database of this test's own: agency selection looks at the whole agencies table."""
+    return own_db_pool
 
 
 class FakeHandle:
