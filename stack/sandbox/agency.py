@@ -34,7 +34,7 @@ from aiohttp import web
 
 from domain.agencies import SANDBOX_ENDPOINT, AgencyConfigError, load_agencies
 from stack.sandbox.common import HOST, HttpSandbox, JsonLines, SandboxError, now_iso
-from stack.sandbox.gateway import error
+from stack.sandbox.gateway import FailureSwitch, error
 from stack.sandbox.mailbox import _e, _page
 from stack.settings import Settings
 
@@ -59,7 +59,7 @@ class PaymentCallback(Protocol):
     ) -> Awaitable[object]: ...
 
 
-class AgencySandbox(HttpSandbox):
+class AgencySandbox(FailureSwitch, HttpSandbox):
     def __init__(
         self,
         log_file: Path,
@@ -84,9 +84,6 @@ class AgencySandbox(HttpSandbox):
     def agency_url(self, agency_id: str) -> str:
         """The endpoint an agency configured as "sandbox" is called at."""
         return f"{self.base_url}/agencies/{agency_id}"
-
-    def fail_next(self, count: int = 1, status: int = 503) -> None:
-        self._failures.extend([status] * count)
 
     def entries(self) -> list[dict[str, Any]]:
         return self.log.read()
@@ -237,25 +234,6 @@ class AgencySandbox(HttpSandbox):
             }
         )
         return web.json_response({"status": "recalled"})
-
-    def _simulated_failure(self, request: web.Request) -> int | None:
-        for flag in (request.headers.get("X-Sandbox-Fail"), request.query.get("fail")):
-            if flag and flag.isdigit() and 400 <= int(flag) < 600:
-                return int(flag)
-        if self._failures:
-            return self._failures.pop(0)
-        return None
-
-    async def _fail_next(self, request: web.Request) -> web.Response:
-        try:
-            count = int(request.query.get("count", "1"))
-            status = int(request.query.get("status", "503"))
-        except ValueError:
-            return error(400, "invalid_request", "count and status must be integers")
-        if not (0 <= count <= 1000 and 400 <= status < 600):
-            return error(400, "invalid_request", "count 0..1000, status 400..599")
-        self.fail_next(count, status)
-        return web.json_response({"failing_next": len(self._failures), "status": status})
 
     # The agency reporting a payment back --------------------------------------------------------------------
 

@@ -29,7 +29,36 @@ def error(status: int, code: str, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
-class IdempotentGateway(HttpSandbox):
+class FailureSwitch:
+    """Simulated provider trouble for tests and demos: a `?fail=503` query or `X-Sandbox-Fail` header fails
+    that request; `fail_next(count, status)` (or POST .../sandbox/fail-next) fails the next ones."""
+
+    _failures: list[int]
+
+    def fail_next(self, count: int = 1, status: int = 503) -> None:
+        self._failures.extend([status] * count)
+
+    def _simulated_failure(self, request: web.Request) -> int | None:
+        for flag in (request.headers.get("X-Sandbox-Fail"), request.query.get("fail")):
+            if flag and flag.isdigit() and 400 <= int(flag) < 600:
+                return int(flag)
+        if self._failures:
+            return self._failures.pop(0)
+        return None
+
+    async def _fail_next(self, request: web.Request) -> web.Response:
+        try:
+            count = int(request.query.get("count", "1"))
+            status = int(request.query.get("status", "503"))
+        except ValueError:
+            return error(400, "invalid_request", "count and status must be integers")
+        if not (0 <= count <= 1000 and 400 <= status < 600):
+            return error(400, "invalid_request", "count 0..1000, status 400..599")
+        self.fail_next(count, status)
+        return web.json_response({"failing_next": len(self._failures), "status": status})
+
+
+class IdempotentGateway(FailureSwitch, HttpSandbox):
     channel: ClassVar[str]
     path: ClassVar[str]
     id_prefix: ClassVar[str]
@@ -47,9 +76,6 @@ class IdempotentGateway(HttpSandbox):
 
     def entries(self) -> list[dict[str, Any]]:
         return self.log.read()
-
-    def fail_next(self, count: int = 1, status: int = 503) -> None:
-        self._failures.extend([status] * count)
 
     async def start(self) -> None:
         # Keys accepted in an earlier run stay known: a retry after a restart is still a replay.
@@ -111,14 +137,6 @@ class IdempotentGateway(HttpSandbox):
             return refused
         return self._accepted(key, payload)
 
-    def _simulated_failure(self, request: web.Request) -> int | None:
-        for flag in (request.headers.get("X-Sandbox-Fail"), request.query.get("fail")):
-            if flag and flag.isdigit() and 400 <= int(flag) < 600:
-                return int(flag)
-        if self._failures:
-            return self._failures.pop(0)
-        return None
-
     def _accepted(self, key: str, payload: dict[str, Any]) -> web.Response:
         # No await between the replay check and here: two concurrent requests with one key log it once.
         answer = {"id": f"{self.id_prefix}_{secrets.token_hex(8)}", "status": "accepted"}
@@ -129,14 +147,3 @@ class IdempotentGateway(HttpSandbox):
 
     async def _list(self, request: web.Request) -> web.Response:
         return web.json_response(self.entries(), dumps=lambda v: json.dumps(v, ensure_ascii=False, indent=1))
-
-    async def _fail_next(self, request: web.Request) -> web.Response:
-        try:
-            count = int(request.query.get("count", "1"))
-            status = int(request.query.get("status", "503"))
-        except ValueError:
-            return error(400, "invalid_request", "count and status must be integers")
-        if not (0 <= count <= 1000 and 400 <= status < 600):
-            return error(400, "invalid_request", "count 0..1000, status 400..599")
-        self.fail_next(count, status)
-        return web.json_response({"failing_next": len(self._failures), "status": status})
