@@ -205,8 +205,38 @@ class JournalEntry(_Contract):
     )
 
 
+class PortfolioSnapshot(_Contract):
+    """The case as the portfolio read model shows it (migrations/0008): written with a journal batch."""
+
+    loan_id: str = Field(min_length=1, max_length=64)
+    borrower_name: str = Field(min_length=1, max_length=200)
+    jurisdiction: str
+    timezone: str
+    locale: str
+    currency: str = Field(min_length=3, max_length=3)
+    segment: str
+    strategy: str
+    stage: str
+    outcome: str | None = None
+    overdue_since: date
+    amount_overdue_minor: int = Field(ge=0)
+    principal_outstanding_minor: int = Field(ge=0)
+    paid_total_minor: int = Field(ge=0)
+    hold: str | None = None
+    agency_id: str | None = None
+    open_promise_due: date | None = None
+    broken_promises: int = Field(default=0, ge=0)
+    clock_real_anchor: datetime
+    clock_collections_anchor: datetime
+    clock_speed: float = Field(default=1.0, ge=1.0)
+    as_of: datetime = Field(description="collections time of the snapshot; an older one never replaces it")
+
+
 class JournalBatch(_Contract):
     entries: list[JournalEntry] = Field(max_length=500)
+    snapshot: PortfolioSnapshot | None = Field(
+        default=None, description="the case after these entries, for the portfolio read model"
+    )
 
 
 class JournalReceipt(_Contract):

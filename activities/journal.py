@@ -91,13 +91,15 @@ class Journal:
         """Write every entry once per idempotency key, all or nothing; duplicates are counted, not written."""
         rows = _validate(batch)
         written = duplicates = 0
-        if rows:
+        if rows or batch.snapshot is not None:
             async with self._pool.acquire() as connection, connection.transaction():
                 for index, (entry, columns) in enumerate(rows):
                     if await _insert(connection, index, entry, columns):
                         written += 1
                     else:
                         duplicates += 1
+                if batch.snapshot is not None:
+                    await upsert_snapshot(connection, batch.snapshot)
         log.info(
             "journal_recorded",
             loan_ids=sorted({entry.loan_id for entry in batch.entries}),
@@ -138,6 +140,22 @@ async def _insert(connection: Connection, index: int, entry: JournalEntry, colum
             f"{entry.kind} journal entry",
         )
     return False
+
+
+async def upsert_snapshot(connection: Connection, snapshot: contracts.PortfolioSnapshot) -> None:
+    """The loan's portfolio row (migrations/0008) becomes `snapshot`, unless a newer one is stored: a retried
+    or late activity never moves the read model back in time."""
+    columns = snapshot.model_dump()
+    names = list(columns)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in names if name != "loan_id")
+    with rejected_data_is_permanent("portfolio snapshot"):
+        await connection.execute(
+            f"INSERT INTO portfolio ({', '.join(names)}) VALUES ({placeholders}) "
+            f"ON CONFLICT (loan_id) DO UPDATE SET {updates}, updated_at = now() "
+            "WHERE portfolio.as_of <= EXCLUDED.as_of",
+            *columns.values(),
+        )
 
 
 async def loan_timeline(pool: asyncpg.Pool, loan_id: str) -> list[TimelineRow]:

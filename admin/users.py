@@ -119,6 +119,12 @@ async def get_user(pool: asyncpg.Pool, user_id: int) -> User | None:
     return _user(row) if row is not None else None
 
 
+async def set_locale(pool: asyncpg.Pool, user_id: int, locale: str) -> None:
+    if locale not in LOCALES:
+        raise UserError(f"locale: must be one of {', '.join(LOCALES)}")
+    await pool.execute("UPDATE users SET locale = $2 WHERE id = $1", user_id, locale)
+
+
 @dataclass(frozen=True)
 class LoginResult:
     user: User | None

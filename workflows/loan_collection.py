@@ -66,6 +66,9 @@ BROKEN_PROMISE_RULES_PATCH = "broken-promise-follow-up-asks-contact-rules"
 # A provider outage that outlasts the retries defers the message instead of closing the contact point.
 PROVIDER_OUTAGE_PATCH = "provider-outage-defers-message"
 PROVIDER_OUTAGE_RETRY = timedelta(hours=1)
+# The portfolio read model is written even when nothing was journaled (a new case, a re-planned one): an
+# extra record_journal call that histories from before it do not have.
+PORTFOLIO_PATCH = "portfolio-snapshot"
 # A loan is placed with at most this many agencies in turn (the second never the first's agency).
 MAX_PLACEMENTS = 2
 LETTER_TIMEOUT = timedelta(minutes=2)
@@ -98,6 +101,8 @@ class LoanCollectionWorkflow(CollectorUpdates):
         self._journal_pending: list[contracts.JournalEntry] = []
         # Decided here, before any handler runs: validators and queries are read-only and cannot patch.
         self._compliant()
+        self._portfolio_always = workflow.patched(PORTFOLIO_PATCH)
+        self._snapshot_sent: contracts.PortfolioSnapshot | None = None
         # Child workflows of this run (agency placement, legal case); no continue-as-new while one runs.
         self._placement_child: workflow.ChildWorkflowHandle[Any, PlacementOutcome] | None = None
         self._legal_child: workflow.ChildWorkflowHandle[Any, LegalOutcome] | None = None
@@ -228,6 +233,7 @@ class LoanCollectionWorkflow(CollectorUpdates):
             escalation_hold=hold[0] if (hold := escalation_hold(case, now)) else None,
             deferred=case.deferrals,
             callbacks=case.callbacks,
+            loan=case.loan,
         )
 
     # -- main loop ---------------------------------------------------------------------------------------
@@ -980,14 +986,52 @@ class LoanCollectionWorkflow(CollectorUpdates):
             actor=actor,
         )
 
+    def _snapshot(self) -> contracts.PortfolioSnapshot:
+        case = self._case
+        now = self._now()
+        hold = escalation_hold(case, now) if case.profile is not None else None
+        promise = case.open_promise
+        return contracts.PortfolioSnapshot(
+            loan_id=case.loan.loan_id,
+            borrower_name=case.loan.borrower.name,
+            jurisdiction=case.loan.jurisdiction,
+            timezone=case.loan.borrower.timezone,
+            locale=case.loan.borrower.locale,
+            currency=case.loan.currency,
+            segment=case.segment,
+            strategy=case.strategy.name,
+            stage=case.stage,
+            outcome=case.outcome,
+            overdue_since=case.anchor,
+            amount_overdue_minor=case.arrears_minor,
+            principal_outstanding_minor=case.principal_outstanding_minor,
+            paid_total_minor=case.paid_total_minor,
+            hold=hold[0] if hold else None,
+            agency_id=case.placement.agency_id if case.placement else None,
+            open_promise_due=promise.due_date if promise else None,
+            broken_promises=case.broken_promises,
+            clock_real_anchor=case.clock.real_anchor,
+            clock_collections_anchor=case.clock.collections_anchor,
+            clock_speed=case.clock.speed,
+            as_of=now,
+        )
+
+    def _snapshot_changed(self, snapshot: contracts.PortfolioSnapshot) -> bool:
+        sent = self._snapshot_sent
+        return sent is None or sent.model_copy(update={"as_of": snapshot.as_of}) != snapshot
+
     async def _flush_journal(self) -> None:
-        """Write what happened since the last flush, in one idempotent activity."""
-        if not self._journal_pending:
+        """Write what happened since the last flush, with the case's portfolio snapshot, in one idempotent
+        activity. Histories from before the portfolio read model write only when something was journaled."""
+        snapshot = self._snapshot()
+        changed = self._snapshot_changed(snapshot)
+        if not self._journal_pending and not (self._portfolio_always and changed):
             return
         batch, self._journal_pending = self._journal_pending, []
+        self._snapshot_sent = snapshot
         await self._activity(
             contracts.RECORD_JOURNAL,
-            contracts.JournalBatch(entries=batch),
+            contracts.JournalBatch(entries=batch, snapshot=snapshot),
             contracts.JournalReceipt,
             f"journal: {len(batch)} entries",
             CASE_RETRY,

@@ -101,3 +101,4 @@ class CollectionStatus(BaseModel):
     escalation_hold: str | None = None
     deferred: dict[str, datetime] = Field(default_factory=dict)
     callbacks: list[datetime] = Field(default_factory=list)
+    loan: Loan | None = Field(default=None, description="the loan as started: borrower profile and contacts")

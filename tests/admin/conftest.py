@@ -73,6 +73,6 @@ async def make_client(
 def make_user(db_pool: asyncpg.Pool) -> MakeUser:
     async def make(role: str) -> User:
         name = f"{role}-{uuid.uuid4().hex[:8]}"
-        return await create_user(db_pool, name, PASSWORD, role=role, display_name=name.title())
+        return await create_user(db_pool, name, PASSWORD, role=role, display_name=name.title(), locale="en")
 
     return make

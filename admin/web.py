@@ -1,0 +1,160 @@
+"""What every page of the admin UI shares: services, login and role checks, CSRF, rendering, form parsing.
+
+Routers (admin/dossier.py, admin/actions.py, admin/portfolio.py, admin/dashboard.py) build on these; the
+app (admin/app.py) installs the handlers that turn LoginRequired into a redirect to /login and Forbidden
+into a 403 page.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
+
+from admin.i18n import locale_from_header, translator
+from admin.settings import AdminSettings
+from admin.users import Role, User, get_user
+from domain.loan import CURRENCIES, format_money
+from starter.api import CollectionsStarter, InvalidRequest
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES.env.filters["money"] = lambda amount, currency: format_money(int(amount), str(currency))
+SESSION_COOKIE = "overdue_session"
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass
+class Services:
+    """What the pages need: the product's database and the way to the loans' workflows."""
+
+    pool: asyncpg.Pool
+    starter: CollectionsStarter
+
+
+class LoginRequired(Exception):
+    pass
+
+
+class Forbidden(Exception):
+    """A 403 page; `message` is English with {placeholders}, translated for the user when shown."""
+
+    def __init__(self, message: str, **values: str) -> None:
+        self.message = message
+        self.values = values
+        super().__init__(message.format(**values))
+
+
+# -- request helpers -----------------------------------------------------------------------------------------
+
+
+def services_of(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token (created on first use); every form posts it back."""
+    token = request.session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+async def checked_form(request: Request) -> FormData:
+    """The posted form, if it carries this session's CSRF token; else Forbidden (nothing is done)."""
+    form = await request.form()
+    sent = form.get(CSRF_FIELD)
+    expected = request.session.get("csrf")
+    if not (isinstance(sent, str) and isinstance(expected, str) and secrets.compare_digest(sent, expected)):
+        raise Forbidden("This form has expired or did not come from this site. Reload the page and retry.")
+    return form
+
+
+async def optional_user(request: Request) -> User | None:
+    """The logged-in user, or None (pages that show either way, such as an error)."""
+    user_id = request.session.get("uid")
+    return await get_user(services_of(request).pool, user_id) if isinstance(user_id, int) else None
+
+
+async def current_user(request: Request) -> User:
+    user_id = request.session.get("uid")
+    user = await get_user(services_of(request).pool, user_id) if isinstance(user_id, int) else None
+    if user is None:
+        request.session.pop("uid", None)
+        raise LoginRequired
+    return user
+
+
+def require(role: Role) -> Callable[[Request, User], Awaitable[User]]:
+    async def dependency(request: Request, user: CurrentUser) -> User:
+        if not user.has_role(role):
+            raise Forbidden("This action needs the {role} role.", role=role)
+        return user
+
+    return dependency
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+Supervisor = Annotated[User, Depends(require("supervisor"))]
+Admin = Annotated[User, Depends(require("admin"))]
+
+
+def locale_of(request: Request, user: User | None) -> str:
+    return user.locale if user is not None else locale_from_header(request.headers.get("accept-language"))
+
+
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    """Render a page in the user's language; every page gets the CSRF token its forms post back."""
+    user = context.get("user")
+    locale = locale_of(request, user if isinstance(user, User) else None)
+    context = {
+        "csrf_token": csrf_token(request),
+        "csrf_field": CSRF_FIELD,
+        "locale": locale,
+        "_": translator(locale),
+        **context,
+    }
+    return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site (no scheme, no //host): an open redirect would help phishing."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def parse_amount(text: str, currency: str) -> int:
+    """'1,234.5' in major units as integer minor units of `currency`."""
+    digits = CURRENCIES.get(currency, 2)
+    try:
+        value = Decimal(text.replace(",", "").strip())
+    except InvalidOperation:
+        raise InvalidRequest([("amount_minor", "enter an amount like 500.00")]) from None
+    if not value.is_finite():
+        raise InvalidRequest([("amount_minor", "enter an amount like 500.00")])
+    minor = value.scaleb(digits)
+    if minor != minor.to_integral_value():
+        raise InvalidRequest([("amount_minor", f"at most {digits} decimal places for {currency}")])
+    return int(minor)
+
+
+def field_of(reason: str) -> str:
+    """The field a workflow reason names ('amount_minor: ...'), or '' for the whole form."""
+    head, sep, _ = reason.partition(":")
+    return head.strip() if sep and head.strip().isidentifier() else ""
+
+
+def settings_of(request: Request) -> AdminSettings:
+    found: AdminSettings = request.app.state.settings
+    return found
