@@ -22,6 +22,7 @@ class FakeActivities:
     journal: list[contracts.JournalEntry] = field(default_factory=list)
     journal_keys: set[str] = field(default_factory=set)
     journal_errors: list[str] = field(default_factory=list)
+    snapshots: list[contracts.PortfolioSnapshot] = field(default_factory=list)
     journal_delay: float = 0.0  # real seconds: lets a test land a signal while the journal is written
 
     def _log(self, name: str, request: object) -> None:
@@ -100,6 +101,8 @@ class FakeActivities:
                 raise ApplicationError(
                     str(error), type=contracts.INVALID_REQUEST, non_retryable=True
                 ) from None
+        if batch.snapshot is not None:
+            self.snapshots.append(batch.snapshot)
         fresh = [e for e in batch.entries if e.idempotency_key not in self.journal_keys]
         self.journal.extend(fresh)
         self.journal_keys.update(e.idempotency_key for e in fresh)
