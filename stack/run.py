@@ -25,6 +25,7 @@ from urllib.parse import quote
 import psutil
 from pydantic import Field
 
+from stack.admin_ui import AdminUIError
 from stack.embedded import (
     DEFAULT_PORT,
     DEFAULT_UI_PORT,
@@ -52,6 +53,7 @@ class StackSettings(Settings):
     temporal_ui_port: int = Field(default=DEFAULT_UI_PORT, ge=1, le=65535, description="embedded Web UI")
     demo_loans: int = Field(default=300, ge=0, le=9999, description="demo portfolio size (0: none)")
     demo_seed: int = 7
+    admin_ui: bool = Field(default=True, description="serve the admin UI (OVERDUE_ADMIN_PORT, default 8000)")
 
 
 class StackError(RuntimeError):
@@ -194,6 +196,43 @@ def banner(
     return "\n".join(lines)
 
 
+async def _start_admin_ui(
+    settings: StackSettings,
+    client: Any,
+    pool: Any,
+    temporal: ResolvedTemporal,
+    database: ResolvedDatabase,
+    cleanups: list[tuple[str, Callable[[], Awaitable[Any]]]],
+) -> list[str]:
+    """Serve the admin UI; the banner lines that say where, and who can log in."""
+    from domain.strategy import load_strategy
+    from stack.admin_ui import AdminUI, ensure_demo_users
+    from starter.api import CollectionsStarter
+
+    if not settings.admin_ui:
+        return [" Admin UI          off (OVERDUE_ADMIN_UI=false)"]
+    starter = CollectionsStarter(
+        client,
+        task_queue=settings.task_queue,
+        strategy=load_strategy(settings.strategy_file),
+        demo_day_seconds=settings.demo_day_seconds,
+        settings=settings,
+    )
+    ui = await AdminUI.start(pool, starter, settings.state_dir, temporal.ui_url)
+    cleanups.append(("admin UI", ui.stop))
+    lines = [f" Admin UI          {ui.url}/"]
+    if database.server is None:
+        lines.append(
+            "                   users: python -m admin.users create NAME --role collector (no demo users)"
+        )
+        return lines
+    for user in await ensure_demo_users(pool, settings.state_dir):
+        lines.append(
+            f"                   {user.role:<10} {user.username} / {user.password}   ({user.locale})"
+        )
+    return lines
+
+
 async def _timed(timings: dict[str, float], name: str, work: Awaitable[Any]) -> Any:
     started = time.monotonic()
     try:
@@ -307,6 +346,10 @@ async def serve(settings: StackSettings) -> int:
 
         cleanups.append(("worker", stop_worker))
 
+        # --- The collectors' admin UI (admin/), in this process; demo users only on the embedded database.
+        admin_lines = await _start_admin_ui(settings, client, pool, temporal, database, cleanups)
+        channels = [*channels, *admin_lines]
+
         demo = "none (OVERDUE_DEMO_LOANS=0)"
         if settings.demo_loans > 0:
             _say(f"Loading the demo portfolio ({settings.demo_loans} loans, seed {settings.demo_seed})...")
@@ -327,7 +370,7 @@ async def serve(settings: StackSettings) -> int:
         if worker.done() and not stop.is_set():
             worker.result()  # raises what killed it
             raise StackError("the worker stopped on its own")
-    except (EmbeddedServerError, StackError) as error:
+    except (EmbeddedServerError, StackError, AdminUIError) as error:
         _say(f"\nmake run: {error}")
         exit_code = 1
     except Exception as error:
@@ -338,7 +381,7 @@ async def serve(settings: StackSettings) -> int:
         for name, cleanup in reversed(cleanups):
             try:
                 await cleanup()
-                if name in ("worker", "channel sandboxes", "Temporal", "PostgreSQL"):
+                if name in ("worker", "admin UI", "channel sandboxes", "Temporal", "PostgreSQL"):
                     _say(f"  {name} stopped")
             except Exception as error:
                 exit_code = 1

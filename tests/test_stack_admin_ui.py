@@ -1,0 +1,59 @@
+"""`make run`'s admin UI: demo users whose printed password works across restarts, a session key that
+survives a restart, and a clear error when the port is taken."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from admin.users import authenticate
+from stack.admin_ui import AdminUIError, _check_port_free, ensure_demo_users, secret_key
+
+
+async def test_demo_users_log_in_with_the_printed_password_after_a_restart(
+    own_db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    first = await ensure_demo_users(own_db_pool, tmp_path)
+    again = await ensure_demo_users(own_db_pool, tmp_path)  # the next `make run` on the same state
+
+    assert [(u.username, u.role) for u in first] == [
+        ("demo.collector", "collector"),
+        ("demo.supervisor", "supervisor"),
+    ]
+    assert [u.password for u in again] == [u.password for u in first]
+    for user in again:
+        result = await authenticate(
+            own_db_pool, user.username, user.password, max_failures=5, lockout_seconds=60
+        )
+        assert result.user is not None and result.user.role == user.role
+    assert oct((tmp_path / "admin-demo-users.json").stat().st_mode & 0o777) == "0o600"
+
+
+async def test_a_fresh_state_gets_new_passwords_and_the_old_ones_stop_working(
+    own_db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    old = await ensure_demo_users(own_db_pool, tmp_path / "a")
+    new = await ensure_demo_users(own_db_pool, tmp_path / "b")
+    assert old[0].password != new[0].password
+    stale = await authenticate(
+        own_db_pool, old[0].username, old[0].password, max_failures=5, lockout_seconds=60
+    )
+    assert stale.user is None
+
+
+def test_the_session_key_is_kept_per_state_directory(tmp_path: Path) -> None:
+    key = secret_key(tmp_path)
+    assert len(key) >= 32 and secret_key(tmp_path) == key
+    assert secret_key(tmp_path / "other") != key
+
+
+def test_a_taken_port_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(AdminUIError, match=f"127.0.0.1:{port}.*OVERDUE_ADMIN_PORT"):
+            _check_port_free("127.0.0.1", port)
