@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from domain.arrangements import RepaymentPlan, SettlementOffer, StageHoldState, Waiver, waive
 from domain.calendar import days_past_due
 from domain.clock import CollectionsClock
 from domain.contact_profiles import ContactProfile
@@ -19,7 +20,9 @@ from domain.loan import Instalment, Loan, Payment
 from domain.promise import PromiseToPay
 from domain.strategy import Stage, Strategy
 
-Outcome = Literal["paid", "written_off", "litigation", "closed_by_servicing", "bankruptcy", "deceased"]
+Outcome = Literal[
+    "paid", "settled", "written_off", "litigation", "closed_by_servicing", "bankruptcy", "deceased"
+]
 CloseReason = Literal["restructured", "sold", "cancelled", "settled", "other"]
 
 # Step history kept in the case (and in `status`) is bounded so continue-as-new payloads stay small; the full
@@ -80,6 +83,12 @@ class CollectionCase(BaseModel):
     deferrals: dict[str, datetime] = Field(default_factory=dict, description="step key -> not before")
     placements: int = 0  # agency placements started (children)
     placed_with: list[str] = Field(default_factory=list, description="agency ids, for re-placement")
+    # Arrangements (domain.arrangements): plans, settlement offers, waivers, a stage hold.
+    plans: list[RepaymentPlan] = Field(default_factory=list)
+    settlements: list[SettlementOffer] = Field(default_factory=list)
+    waivers: list[Waiver] = Field(default_factory=list)
+    waived_total_minor: int = 0
+    stage_hold: StageHoldState | None = None
 
     @classmethod
     def open(cls, loan: Loan, strategy: Strategy, clock: CollectionsClock) -> CollectionCase:
@@ -106,6 +115,19 @@ class CollectionCase(BaseModel):
     @property
     def open_promise(self) -> PromiseToPay | None:
         return next((p for p in self.promises if p.status == "open"), None)
+
+    @property
+    def open_plan(self) -> RepaymentPlan | None:
+        return next((p for p in self.plans if p.status == "open"), None)
+
+    @property
+    def open_settlement(self) -> SettlementOffer | None:
+        return next((s for s in self.settlements if s.status == "open"), None)
+
+    @property
+    def settlement_paid(self) -> SettlementOffer | None:
+        """A settlement offer paid in full: the case ends as settled."""
+        return next((s for s in self.settlements if s.status == "paid"), None)
 
     @property
     def closed(self) -> bool:
@@ -159,17 +181,35 @@ class CollectionCase(BaseModel):
             if promise.paid_toward_minor >= promise.amount_minor or not self.arrears:
                 promise.status = "kept"
                 promise.settled_at = now
-        if self.arrears:
-            # A smaller balance may move the loan to another segment (e.g. out of high_balance).
-            self.segment = self.loan.segment or self.strategy.segment_for(
-                self.loan.model_copy(update={"amount_overdue_minor": self.arrears_minor})
-            )
+        plan = self.open_plan
+        if plan is not None:
+            plan.credit(payment.amount_minor, now, arrears_cleared=not self.arrears)
+        settlement = self.open_settlement
+        if settlement is not None:
+            settlement.credit(payment.amount_minor, now)
+        self._resegment()
         return PaymentEffect(
             applied=True,
             reason="applied",
             arrears_before_minor=before,
             arrears_after_minor=self.arrears_minor,
         )
+
+    def _resegment(self) -> None:
+        if self.arrears:
+            # A smaller balance may move the loan to another segment (e.g. out of high_balance).
+            self.segment = self.loan.segment or self.strategy.segment_for(
+                self.loan.model_copy(update={"amount_overdue_minor": self.arrears_minor})
+            )
+
+    def apply_waiver(self, waiver: Waiver) -> None:
+        """Interest waived by a supervisor lowers the arrears (newest instalment first) and the debt; a
+        waiver that clears the arrears cures the loan like a full payment."""
+        self.arrears = waive(self.arrears, waiver.amount_minor)
+        self.waivers = [*self.waivers, waiver]
+        self.waived_total_minor += waiver.amount_minor
+        self.principal_outstanding_minor = max(0, self.principal_outstanding_minor - waiver.amount_minor)
+        self._resegment()  # arrears of 0: the workflow closes the case as paid (and any open promise kept)
 
     def contact_points(self) -> list[str]:
         borrower = self.loan.borrower
@@ -200,3 +240,10 @@ class CollectionCase(BaseModel):
             if promise is not None:
                 promise.status = "kept" if outcome == "paid" else "cancelled"
                 promise.settled_at = now
+            plan = self.open_plan
+            if plan is not None:
+                plan.end("kept" if outcome == "paid" else "cancelled", now)
+            settlement = self.open_settlement
+            if settlement is not None:
+                settlement.end("cancelled", now)
+            self.stage_hold = None

@@ -6,6 +6,8 @@
     await starter.pay("L-1", 50_000, payment_id="P-881")   # signal: fire and forget, applied once per id
     await starter.promise("L-1", 50_000, date(2026, 12, 1), collector="li.na")  # update: accepted/rejected
     await starter.status("L-1")
+    await starter.arrange_plan("L-1", [(20_000, date(2026, 12, 1)), (30_000, date(2027, 1, 1))], "li.na")
+    await starter.waive_interest("L-1", 5_000, approver="wang.boss", reason="goodwill")  # -> CollectionStatus
 
 The workflow is addressed by its type name and handler names from `workflows.messages`, never by its class, so
 a servicing integration depends on the message models only.
@@ -32,6 +34,15 @@ from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlread
 from temporalio.service import RPCError, RPCStatusCode
 from tqdm import tqdm
 
+from domain.arrangements import (
+    AgencyRecall,
+    Escalate,
+    InterestWaiver,
+    RepaymentPlanRequest,
+    SettlementApproval,
+    StageHold,
+    StageHoldRelease,
+)
 from domain.clock import DAY
 from domain.contact_profiles import ContactProfile, load_profiles
 from domain.contact_rules import ContactState
@@ -43,10 +54,17 @@ from starter.problems import field_problems
 from workflows import search_attributes as sa
 from workflows.messages import (
     CLOSE_SIGNAL,
+    ESCALATE_STAGE_UPDATE,
+    HOLD_STAGE_UPDATE,
     PAYMENT_SIGNAL,
     PROMISE_UPDATE,
+    RECALL_FROM_AGENCY_UPDATE,
+    RELEASE_STAGE_HOLD_UPDATE,
+    REPAYMENT_PLAN_UPDATE,
+    SETTLEMENT_UPDATE,
     STATUS_QUERY,
     TASK_QUEUE,
+    WAIVE_INTEREST_UPDATE,
     WORKFLOW_NAME,
     CloseRequest,
     CollectionInput,
@@ -116,7 +134,8 @@ class PromiseRejected(Exception):
 
 
 class RequestRefused(Exception):
-    """The workflow refused a collector's hold, preference or outcome; nothing changed."""
+    """The workflow refused a collector's hold, preference, outcome or arrangement; nothing changed.
+    `reason` names the field to fix ("instalments[1].due_date: ...") or "loan: ..." for the case."""
 
     def __init__(self, loan_id: str, reason: str) -> None:
         self.loan_id = loan_id
@@ -206,6 +225,20 @@ def build_promise(
     return _validated(
         PromiseRequest,
         {"amount_minor": amount_minor, "due_date": due_date, "collector": collector, "note": note},
+    )
+
+
+def build_plan_request(
+    instalments: Sequence[tuple[int, date]], collector: str, note: str | None = None
+) -> RepaymentPlanRequest:
+    """A validated repayment plan: (amount_minor, due_date) per instalment, 2 to 12 of them."""
+    return _validated(
+        RepaymentPlanRequest,
+        {
+            "collector": collector,
+            "instalments": [{"amount_minor": a, "due_date": d} for a, d in instalments],
+            "note": note,
+        },
     )
 
 
@@ -452,6 +485,73 @@ class CollectionsStarter:
             raise RequestRefused(loan_id, reason or "refused") from None
         except RPCError as error:
             raise await self._explain(loan_id, error) from None
+
+    # -- arrangements (collectors and supervisors) -----------------------------------------------------------
+    # Updates with validators: each returns the loan's CollectionStatus right after the change, or raises
+    # RequestRefused with the workflow's reason (nothing changed) or InvalidRequest before sending anything.
+
+    async def arrangement(self, loan_id: str, update: str, request: BaseModel) -> CollectionStatus:
+        """Any arrangement update (`workflows.messages.ARRANGEMENT_UPDATES`) with its `domain.arrangements`
+        request model."""
+        check_loan_id(loan_id)
+        try:
+            return await self.handle(loan_id).execute_update(update, request, result_type=CollectionStatus)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            reason = cause.message if isinstance(cause, ApplicationError | FailureError) else str(cause)
+            raise RequestRefused(loan_id, reason or "refused") from None
+        except RPCError as error:
+            raise await self._explain(loan_id, error) from None
+
+    async def arrange_plan(
+        self,
+        loan_id: str,
+        instalments: Sequence[tuple[int, date]],
+        collector: str,
+        note: str | None = None,
+    ) -> CollectionStatus:
+        """A repayment plan agreed with the borrower: (amount_minor, borrower-local due date) each."""
+        check_loan_id(loan_id)
+        request = build_plan_request(instalments, collector, note)
+        return await self.arrangement(loan_id, REPAYMENT_PLAN_UPDATE, request)
+
+    async def approve_settlement(
+        self, loan_id: str, amount_minor: int, due_date: date, approver: str, note: str | None = None
+    ) -> CollectionStatus:
+        """A settlement for less than the arrears; paid by `due_date`, the case ends as "settled"."""
+        request = _validated(
+            SettlementApproval,
+            {"approver": approver, "amount_minor": amount_minor, "due_date": due_date, "note": note},
+        )
+        return await self.arrangement(loan_id, SETTLEMENT_UPDATE, request)
+
+    async def waive_interest(
+        self, loan_id: str, amount_minor: int, approver: str, reason: str
+    ) -> CollectionStatus:
+        """Lower the arrears by `amount_minor`; a waiver that clears them closes the case as paid."""
+        request = _validated(
+            InterestWaiver, {"approver": approver, "amount_minor": amount_minor, "reason": reason}
+        )
+        return await self.arrangement(loan_id, WAIVE_INTEREST_UPDATE, request)
+
+    async def hold_stage(self, loan_id: str, until: date, approver: str, reason: str) -> CollectionStatus:
+        """No stage advance before `until` (borrower-local date, at most 90 days ahead)."""
+        request = _validated(StageHold, {"approver": approver, "until": until, "reason": reason})
+        return await self.arrangement(loan_id, HOLD_STAGE_UPDATE, request)
+
+    async def release_stage_hold(self, loan_id: str, approver: str, reason: str) -> CollectionStatus:
+        request = _validated(StageHoldRelease, {"approver": approver, "reason": reason})
+        return await self.arrangement(loan_id, RELEASE_STAGE_HOLD_UPDATE, request)
+
+    async def escalate_stage(self, loan_id: str, approver: str, reason: str) -> CollectionStatus:
+        """Move the case to the next stage now; its first step runs as soon as the contact rules allow."""
+        request = _validated(Escalate, {"approver": approver, "reason": reason})
+        return await self.arrangement(loan_id, ESCALATE_STAGE_UPDATE, request)
+
+    async def recall_from_agency(self, loan_id: str, approver: str, reason: str) -> CollectionStatus:
+        """Take the account back from its agency (not re-placed automatically)."""
+        request = _validated(AgencyRecall, {"approver": approver, "reason": reason})
+        return await self.arrangement(loan_id, RECALL_FROM_AGENCY_UPDATE, request)
 
     async def close(self, loan_id: str, reason: str, note: str | None = None) -> CloseRequest:
         """Close the collection for a reason outside collections (restructured, sold, ...)."""

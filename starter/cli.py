@@ -272,6 +272,20 @@ async def _collector_action(args: argparse.Namespace, settings: Settings) -> int
     return EXIT_OK
 
 
+async def _arrangement(args: argparse.Namespace, settings: Settings) -> int:
+    problems = _Problems()
+    loan_id = _loan_id(problems, args.loan_id)
+    built = collector_cli.build_arrangement(args)
+    if isinstance(built, list):
+        raise _Invalid([*_lines(problems.items), *built])
+    problems.raise_if_any()
+    update, request = built
+    starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
+    status = await starter.arrangement(loan_id, update, request)
+    print(f"{args.command} recorded on loan {loan_id}: {collector_cli.describe_arrangements(status)}")
+    return EXIT_OK
+
+
 async def _status(args: argparse.Namespace, settings: Settings) -> int:
     problems = _Problems()
     loan_id = _loan_id(problems, args.loan_id)
@@ -410,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("loan_id", metavar="LOAN_ID")
     status.add_argument("--json", action="store_true", help="the full status as JSON")
     collector_cli.add_parsers(commands)
+    collector_cli.add_arrangement_parsers(commands)
     documents_cli.add_parser(commands)
     agencies_cli.add_parser(commands)
     preview.add_parser(commands)
@@ -423,6 +438,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Coroutine[Any, Any,
     "close": _close,
     "status": _status,
     **{name: _collector_action for name in collector_cli.ACTIONS},
+    **{name: _arrangement for name in collector_cli.ARRANGEMENTS},
     "documents": documents_cli.run,
     "agencies": agencies_cli.run,
 }

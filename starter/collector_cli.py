@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from functools import partial
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from domain import holds
+from domain import arrangements, holds
 from domain.contact_rules import ContactState
+from domain.loan import format_money
 from starter.problems import field_problems
 from workflows import messages
 
@@ -140,3 +142,134 @@ def describe(state: ContactState) -> str:
         start, end = state.preferred_hours
         parts.append(f"preferred hours {start:%H:%M}-{end:%H:%M}")
     return "; ".join(parts) or "no holds"
+
+
+# -- arrangements: repayment plans (collectors), settlements, waivers, stage holds, escalation, recall -------
+
+APPROVER = COLLECTOR
+
+
+def _instalments(values: list[str] | None) -> list[dict[str, str]] | None:
+    """`--instalment AMOUNT@YYYY-MM-DD`, repeated: amounts in minor units, borrower-local dates."""
+    if not values:
+        return None
+    parsed = []
+    for value in values:
+        amount, _, due = value.partition("@")
+        parsed.append({"amount_minor": amount.strip(), "due_date": due.strip()})
+    return parsed
+
+
+# command -> (update name, help, request model, fields from the arguments, who: "collector" or "approver")
+ARRANGEMENTS: dict[str, tuple[str, str, type[BaseModel], Builder, str]] = {
+    "plan": (
+        messages.REPAYMENT_PLAN_UPDATE,
+        "a repayment plan of 2 to 12 instalments (escalation pauses while it is kept)",
+        arrangements.RepaymentPlanRequest,
+        lambda a: {"instalments": _instalments(a.instalment), "note": a.note},
+        "collector",
+    ),
+    "settle": (
+        messages.SETTLEMENT_UPDATE,
+        "approve a settlement for less than the arrears, paid by a date within 60 days",
+        arrangements.SettlementApproval,
+        lambda a: {"amount_minor": a.amount, "due_date": a.due_date, "note": a.note},
+        "approver",
+    ),
+    "waive": (
+        messages.WAIVE_INTEREST_UPDATE,
+        "waive interest: the arrears fall by the amount (to 0: the loan is cured)",
+        arrangements.InterestWaiver,
+        lambda a: {"amount_minor": a.amount, "reason": a.reason},
+        "approver",
+    ),
+    "hold-stage": (
+        messages.HOLD_STAGE_UPDATE,
+        "no stage advance before a date (at most 90 days ahead)",
+        arrangements.StageHold,
+        lambda a: {"until": a.until, "reason": a.reason},
+        "approver",
+    ),
+    "release-stage": (
+        messages.RELEASE_STAGE_HOLD_UPDATE,
+        "release a stage hold: escalation resumes",
+        arrangements.StageHoldRelease,
+        lambda a: {"reason": a.reason},
+        "approver",
+    ),
+    "escalate": (
+        messages.ESCALATE_STAGE_UPDATE,
+        "move the loan to the next stage now",
+        arrangements.Escalate,
+        lambda a: {"reason": a.reason},
+        "approver",
+    ),
+    "recall": (
+        messages.RECALL_FROM_AGENCY_UPDATE,
+        "take the account back from its agency (not placed again automatically)",
+        arrangements.AgencyRecall,
+        lambda a: {"reason": a.reason},
+        "approver",
+    ),
+}
+
+
+def add_arrangement_parsers(commands: Any) -> None:
+    for name, (_, help_text, _, _, who) in ARRANGEMENTS.items():
+        parser = commands.add_parser(name, help=help_text)
+        parser.add_argument("loan_id", metavar="LOAN_ID")
+        parser.add_argument(f"--{who}", default=APPROVER, help=f"the {who}'s username (default $USER)")
+        if name == "plan":
+            parser.add_argument(
+                "--instalment",
+                action="append",
+                required=True,
+                metavar="AMOUNT@YYYY-MM-DD",
+                help="amount in minor units and due date; repeat 2 to 12 times",
+            )
+            parser.add_argument("--note")
+        elif name == "settle":
+            parser.add_argument("--amount", required=True, help="minor units, less than the arrears")
+            parser.add_argument("--due-date", required=True, metavar="YYYY-MM-DD")
+            parser.add_argument("--note")
+        else:
+            parser.add_argument("--reason", required=True)
+        if name == "waive":
+            parser.add_argument("--amount", required=True, help="minor units, at most the arrears")
+        if name == "hold-stage":
+            parser.add_argument("--until", required=True, metavar="YYYY-MM-DD")
+
+
+def build_arrangement(args: argparse.Namespace) -> tuple[str, BaseModel] | list[str]:
+    """The update name and its validated request, or one line per bad field."""
+    update, _, model, fields, who = ARRANGEMENTS[args.command]
+    data = {who: getattr(args, who), **fields(args)}
+    try:
+        return update, model.model_validate({k: v for k, v in data.items() if v is not None})
+    except ValidationError as error:
+        return [f"{field}: {message}" if field else message for field, message in field_problems(error)]
+
+
+def describe_arrangements(status: messages.CollectionStatus) -> str:
+    """One line: stage, arrears and whatever arrangement stands."""
+    money = partial(format_money, currency=status.currency)
+    parts = [f"stage {status.stage}", f"overdue {money(status.amount_overdue_minor)}"]
+    plan = status.repayment_plan
+    if plan is not None:
+        due = plan.next_instalment
+        parts.append(
+            f"plan {plan.status}"
+            + (f", next {money(due.amount_minor - due.paid_minor)} by {due.due_date}" if due else "")
+        )
+    if status.settlement is not None:
+        offer = status.settlement
+        parts.append(f"settlement {offer.status}: {money(offer.amount_minor)} by {offer.due_date}")
+    if status.waived_total_minor:
+        parts.append(f"waived {money(status.waived_total_minor)}")
+    if status.stage_hold is not None:
+        parts.append(f"stage held until {status.stage_hold.until}")
+    if status.agency_name:
+        parts.append(f"with {status.agency_name}")
+    if status.outcome:
+        parts.append(f"outcome {status.outcome}")
+    return "; ".join(parts)

@@ -17,6 +17,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
+    from domain.arrangements import AgencyRecall, RepaymentPlan, arrangement_conflict, held_schedule
+    from domain.arrangements import stage_hold_active as _stage_hold_active
     from domain.case import CollectionCase, Outcome, Placement, StepRecord
     from domain.clock import CollectionsClock
     from domain.contact_plan import choose_channel, contact_channel, escalation_hold
@@ -36,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         PlacementOutcome,
         RecallRequestSignal,
     )
+    from workflows.arrangements import ArrangementUpdates
     from workflows.collector_updates import CollectorUpdates
     from workflows.legal_case import (
         LEGAL_CASE_WORKFLOW,
@@ -75,7 +78,7 @@ LETTER_TIMEOUT = timedelta(minutes=2)
 
 
 @workflow.defn(name=WORKFLOW_NAME)
-class LoanCollectionWorkflow(CollectorUpdates):
+class LoanCollectionWorkflow(CollectorUpdates, ArrangementUpdates):
     @workflow.init
     def __init__(self, input: CollectionInput) -> None:
         # @workflow.init: a payment sent with the start (signal-with-start) is applied to a ready case.
@@ -106,6 +109,8 @@ class LoanCollectionWorkflow(CollectorUpdates):
         # Child workflows of this run (agency placement, legal case); no continue-as-new while one runs.
         self._placement_child: workflow.ChildWorkflowHandle[Any, PlacementOutcome] | None = None
         self._legal_child: workflow.ChildWorkflowHandle[Any, LegalOutcome] | None = None
+        # A supervisor's recall (update recall_from_agency), carried out by the main loop.
+        self._recall_request: AgencyRecall | None = None
 
     # -- messages ----------------------------------------------------------------------------------------
     # Handlers are synchronous: they only change the case and wake the main loop, which does every side
@@ -120,6 +125,8 @@ class LoanCollectionWorkflow(CollectorUpdates):
             return
         now = self._now()
         promise = self._case.open_promise
+        plan = self._case.open_plan
+        offer = self._case.open_settlement
         effect = self._case.apply_payment(payment, now)
         if self._compliant():
             self._journal(
@@ -135,6 +142,17 @@ class LoanCollectionWorkflow(CollectorUpdates):
             )
             if promise is not None and promise.status == "kept":
                 self._journal_promise(promise, "kept", actor="servicing")
+            if plan is not None and plan.status == "kept":
+                self._journal_plan(plan, "repayment_plan_kept", "kept", None)
+            if offer is not None and offer.status == "paid":
+                self._journal(
+                    "collector_action",
+                    f"settlement:{offer.offer_id}:paid",
+                    collector="servicing",
+                    action="settlement_paid",
+                    outcome=format_money(offer.paid_toward_minor, offer.currency),
+                    detail=None,
+                )
         workflow.logger.info(
             "payment %s: %s (arrears %d -> %d)",
             payment.payment_id,
@@ -195,6 +213,10 @@ class LoanCollectionWorkflow(CollectorUpdates):
             rules=case.strategy.promise,
             has_open_promise=case.open_promise is not None,
             closed=case.closed or self._close_request is not None,
+        ) or arrangement_conflict(
+            open_promise=False,
+            open_plan=case.open_plan is not None,
+            open_settlement=case.open_settlement is not None,
         )
         if reason:
             raise ApplicationError(reason, type="PromiseRejected", non_retryable=True)
@@ -230,11 +252,19 @@ class LoanCollectionWorkflow(CollectorUpdates):
             demo_speed=case.clock.speed,
             contact_profile=case.profile.name if case.profile else None,
             contact=case.contact if case.profile else None,
-            escalation_hold=hold[0] if (hold := escalation_hold(case, now)) else None,
+            escalation_hold=hold[0] if (hold := escalation_hold(case, now)) else self._stage_hold_label(now),
             deferred=case.deferrals,
             callbacks=case.callbacks,
             loan=case.loan,
+            repayment_plan=case.open_plan or (case.plans[-1] if case.plans else None),
+            settlement=case.open_settlement or (case.settlements[-1] if case.settlements else None),
+            waived_total_minor=case.waived_total_minor,
+            waivers=case.waivers,
+            stage_hold=case.stage_hold if _stage_hold_active(case.stage_hold, now) else None,
         )
+
+    def _current_status(self) -> CollectionStatus:
+        return self.status()
 
     # -- main loop ---------------------------------------------------------------------------------------
 
@@ -243,7 +273,11 @@ class LoanCollectionWorkflow(CollectorUpdates):
         case = self._case
         self._publish()
         while not case.closed:
-            if workflow.info().is_continue_as_new_suggested() and not self._children_running():
+            if (
+                workflow.info().is_continue_as_new_suggested()
+                and not self._children_running()
+                and self._recall_request is None
+            ):
                 await self._continue_as_new()
             if self._compliant():
                 # Anything a handler changes from here on (even while an activity runs) cuts the next wait
@@ -256,12 +290,24 @@ class LoanCollectionWorkflow(CollectorUpdates):
                     "closed_by_servicing", f"{request.reason}: {request.note or ''}".strip(": ")
                 )
             elif case.arrears_minor == 0:
-                await self._finish("paid", f"arrears paid in full ({len(case.applied_payment_ids)} payments)")
+                await self._finish("paid", self._paid_reason())
+            elif (offer := case.settlement_paid) is not None:
+                await self._finish(
+                    "settled",
+                    f"settlement of {format_money(offer.amount_minor, offer.currency)} paid by "
+                    f"{offer.due_date} (approved by {offer.approver}); "
+                    f"{format_money(case.arrears_minor, case.loan.currency)} of arrears forgiven",
+                )
             elif self._compliant() and case.contact.collection_stopped:
                 stopped = case.contact.collection_stopped
                 await self._finish(stopped, f"collection stopped: {stopped}")  # type: ignore[arg-type]
+            elif self._recall_request is not None:
+                self._recall_request = None
+                await self._recall("closed")  # a supervisor took the account back: no re-placement
             elif self._compliant() and self._expire_holds(now):
                 pass  # an expired hold was journaled; re-plan from here
+            elif self._compliant() and self._expire_arrangements(now):
+                pass  # a lapsed settlement offer or an ended stage hold was journaled; re-plan
             elif self._compliant() and (hold := escalation_hold(case, now)) is not None:
                 self._next = None
                 if case.contact.dispute_open and self._placement_child is not None:
@@ -278,6 +324,23 @@ class LoanCollectionWorkflow(CollectorUpdates):
                 await self._wait_until(
                     promise.deadline,
                     f"promise: {format_money(promise.amount_minor, promise.currency)} by {promise.due_date}",
+                )
+            elif (plan := case.open_plan) is not None and (due := plan.next_instalment) is not None:
+                if now >= due.deadline:
+                    await self._plan_broken(plan)
+                else:
+                    self._next = None
+                    await self._wait_until(
+                        due.deadline,
+                        f"repayment plan: instalment {due.number} of {len(plan.instalments)}, "
+                        f"{format_money(due.amount_minor - due.paid_minor, plan.currency)} by {due.due_date}",
+                    )
+            elif (offer := case.open_settlement) is not None:
+                self._next = None
+                await self._wait_until(
+                    offer.deadline,
+                    f"settlement offer: {format_money(offer.amount_minor, offer.currency)} "
+                    f"by {offer.due_date}",
                 )
             elif self._placement_child is not None and self._placement_child.done():
                 await self._placement_ended()
@@ -297,6 +360,8 @@ class LoanCollectionWorkflow(CollectorUpdates):
         case = self._case
         strategy = case.strategy
         schedule = occurrences(strategy.steps_for(case.segment), case.arrears_minor, case.loan.currency)
+        # A supervisor's stage hold: the next stage's steps wait (the current stage's go on).
+        schedule = held_schedule(schedule, case.stage, case.stage_hold, now)
         decision = plan(
             schedule,
             done=set(case.done),
@@ -340,6 +405,8 @@ class LoanCollectionWorkflow(CollectorUpdates):
             wakeups.append((case.deferrals[occurrence.key], f"deferred: {occurrence.key} (contact rules)"))
         if case.callbacks:
             wakeups.append((case.callbacks[0], "callback the borrower asked for"))
+        if case.stage_hold is not None and _stage_hold_active(case.stage_hold, now):
+            wakeups.append((case.stage_hold.resumes_at, f"stage hold ends {case.stage_hold.until}"))
         for when, why in wakeups:
             if due is None or when < due:
                 due, label = when, why
@@ -530,8 +597,31 @@ class LoanCollectionWorkflow(CollectorUpdates):
         case.broken_promises += 1
         if self._compliant():
             self._journal_promise(promise, "broken", actor="system")
+        await self._broken_arrangement(
+            f"promise:{promise.promise_id}:broken", "broken_promise", "promise", now
+        )
+
+    async def _plan_broken(self, plan: RepaymentPlan) -> None:
+        """A missed instalment breaks the plan: the rest is cancelled and escalation resumes, as after a
+        broken promise (it counts as one)."""
+        case = self._case
+        now = self._now()
+        missed = plan.break_at(now)
+        case.broken_promises += 1
+        self._journal_plan(
+            plan,
+            "repayment_plan_broken",
+            "broken",
+            f"instalment {missed.number} of {len(plan.instalments)} "
+            f"({format_money(missed.amount_minor, plan.currency)} due {missed.due_date}) not paid; "
+            f"{sum(1 for i in plan.instalments if i.status == 'cancelled')} later instalments cancelled",
+        )
+        await self._broken_arrangement(f"plan:{plan.plan_id}:broken", "broken_plan", "repayment plan", now)
+
+    async def _broken_arrangement(self, key: str, step_id: str, what: str, now: datetime) -> None:
+        """The follow-up of a broken promise or plan, and faster escalation after repeated ones."""
+        case = self._case
         rules = case.strategy.promise
-        key = f"promise:{promise.promise_id}:broken"
         if self._compliant() and workflow.patched(BROKEN_PROMISE_RULES_PATCH):
             result = await self._broken_promise_follow_up(key, now)
         else:
@@ -541,11 +631,11 @@ class LoanCollectionWorkflow(CollectorUpdates):
         case.record(
             StepRecord(
                 key=key,
-                step_id="broken_promise",
+                step_id=step_id,
                 action="message",
                 stage=case.stage,
                 at=now,
-                result=f"promise broken ({case.broken_promises} so far); {result}",
+                result=f"{what} broken ({case.broken_promises} so far); {result}",
             )
         )
         if case.broken_promises >= rules.escalate_after_broken:
@@ -597,12 +687,18 @@ class LoanCollectionWorkflow(CollectorUpdates):
         case = self._case
         if self._legal_child is not None and not self._legal_child.done():
             withdraw = (
-                "paid" if outcome == "paid" else "written_off" if outcome == "written_off" else "closed"
+                "paid"
+                if outcome in ("paid", "settled")
+                else "written_off"
+                if outcome == "written_off"
+                else "closed"
             )
             await self._legal_child.signal(WITHDRAW_SIGNAL, WithdrawRequest(reason=withdraw))
             await self._legal_case_ended()
         if case.placement is not None or self._placement_child is not None:
-            await self._recall({"paid": "paid", "written_off": "written_off"}.get(outcome, "closed"))
+            await self._recall(
+                {"paid": "paid", "settled": "paid", "written_off": "written_off"}.get(outcome, "closed")
+            )
         case.close(outcome, reason, self._now())
         self._next = None
         workflow.logger.info("collection closed: %s", outcome)
@@ -986,6 +1082,23 @@ class LoanCollectionWorkflow(CollectorUpdates):
             actor=actor,
         )
 
+    def _journal_plan(self, plan: RepaymentPlan, action: str, outcome: str, detail: str | None) -> None:
+        self._journal(
+            "collector_action",
+            f"plan:{plan.plan_id}:{outcome}",
+            collector="system" if outcome == "broken" else "servicing",
+            action=action,
+            outcome=outcome,
+            detail=detail,
+        )
+
+    def _paid_reason(self) -> str:
+        reason = f"arrears paid in full ({len(self._case.applied_payment_ids)} payments)"
+        if self._case.waived_total_minor:
+            waived = format_money(self._case.waived_total_minor, self._case.loan.currency)
+            reason += f"; {waived} waived"
+        return reason
+
     def _snapshot(self) -> contracts.PortfolioSnapshot:
         case = self._case
         now = self._now()
@@ -1006,7 +1119,7 @@ class LoanCollectionWorkflow(CollectorUpdates):
             amount_overdue_minor=case.arrears_minor,
             principal_outstanding_minor=case.principal_outstanding_minor,
             paid_total_minor=case.paid_total_minor,
-            hold=hold[0] if hold else None,
+            hold=hold[0] if hold else self._stage_hold_label(now),
             agency_id=case.placement.agency_id if case.placement else None,
             open_promise_due=promise.due_date if promise else None,
             broken_promises=case.broken_promises,
@@ -1113,6 +1226,19 @@ class LoanCollectionWorkflow(CollectorUpdates):
             lines.append(
                 f"**Promise** {format_money(p.amount_minor, p.currency)} by {p.due_date} ({p.collector})"
             )
+        if case.open_plan and (due := case.open_plan.next_instalment):
+            lines.append(
+                f"**Repayment plan** instalment {due.number} of {len(case.open_plan.instalments)}: "
+                f"{format_money(due.amount_minor, case.loan.currency)} by {due.due_date}"
+            )
+        if case.open_settlement:
+            offer = case.open_settlement
+            lines.append(
+                f"**Settlement offer** {format_money(offer.amount_minor, offer.currency)} by {offer.due_date}"
+                f" ({offer.approver})"
+            )
+        if (held := self._stage_hold_label(now)) is not None:
+            lines.append(f"**Stage hold** {held}")
         if case.placement:
             lines.append(
                 f"**Agency** {case.placement.agency_name} until {case.placement.expires_at:%Y-%m-%d}"

@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.arrangements import RepaymentPlan, SettlementOffer, StageHoldState, Waiver
 from domain.case import CloseReason, CollectionCase, Outcome, StepRecord
 from domain.contact_profiles import ContactProfile
 from domain.contact_rules import ContactState
@@ -32,6 +33,24 @@ OPT_OUT_UPDATE = "opt_out"
 PREFERRED_HOURS_UPDATE = "set_contact_hours"
 STOP_COLLECTION_UPDATE = "stop_collection"
 CONTACT_OUTCOME_UPDATE = "record_contact_outcome"
+# Arrangements by collectors and supervisors (updates with validators, `domain.arrangements` requests); each
+# returns the loan's CollectionStatus after the change.
+REPAYMENT_PLAN_UPDATE = "arrange_repayment_plan"
+SETTLEMENT_UPDATE = "approve_settlement"
+WAIVE_INTEREST_UPDATE = "waive_interest"
+HOLD_STAGE_UPDATE = "hold_stage"
+RELEASE_STAGE_HOLD_UPDATE = "release_stage_hold"
+ESCALATE_STAGE_UPDATE = "escalate_stage"
+RECALL_FROM_AGENCY_UPDATE = "recall_from_agency"
+ARRANGEMENT_UPDATES = (
+    REPAYMENT_PLAN_UPDATE,
+    SETTLEMENT_UPDATE,
+    WAIVE_INTEREST_UPDATE,
+    HOLD_STAGE_UPDATE,
+    RELEASE_STAGE_HOLD_UPDATE,
+    ESCALATE_STAGE_UPDATE,
+    RECALL_FROM_AGENCY_UPDATE,
+)
 
 
 def workflow_id(loan_id: str) -> str:
@@ -102,3 +121,14 @@ class CollectionStatus(BaseModel):
     deferred: dict[str, datetime] = Field(default_factory=dict)
     callbacks: list[datetime] = Field(default_factory=list)
     loan: Loan | None = Field(default=None, description="the loan as started: borrower profile and contacts")
+    repayment_plan: RepaymentPlan | None = Field(
+        default=None, description="the open repayment plan, else the latest one (kept, broken, cancelled)"
+    )
+    settlement: SettlementOffer | None = Field(
+        default=None, description="the open settlement offer, else the latest one (paid, lapsed, cancelled)"
+    )
+    waived_total_minor: int = 0
+    waivers: list[Waiver] = Field(default_factory=list)
+    stage_hold: StageHoldState | None = Field(
+        default=None, description="stage advance frozen by a supervisor until `until` (None: not held)"
+    )
