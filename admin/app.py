@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from urllib.parse import quote
 
-import asyncpg
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.middleware.sessions import SessionMiddleware
 
-from admin import actions, dashboard, dossier, portfolio
+from admin import actions, dashboard, dossier, portfolio, queue
 from admin.i18n import LOCALES, translator
 from admin.settings import AdminSettings
 from admin.users import authenticate, set_locale
@@ -34,9 +33,6 @@ from admin.web import (
     safe_next,
     services_of,
 )
-
-QUEUE_LIMIT = 100
-
 
 # -- the application -----------------------------------------------------------------------------------------
 
@@ -147,46 +143,6 @@ def create_app(
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
-    # -- the work queue ------------------------------------------------------------------------------------
-
-    @app.get("/", response_class=HTMLResponse)
-    async def work_queue(request: Request, user: CurrentUser) -> Response:
-        pool = services_of(request).pool
-        mine = await pool.fetch(
-            "SELECT * FROM collector_tasks WHERE status = 'in_progress' AND assignee = $1 "
-            "ORDER BY priority DESC, due_at LIMIT $2",
-            user.username,
-            QUEUE_LIMIT,
-        )
-        open_tasks = await pool.fetch(
-            "SELECT * FROM collector_tasks WHERE status = 'open' AND assignee IS NULL "
-            "ORDER BY priority DESC, due_at LIMIT $1",
-            QUEUE_LIMIT,
-        )
-        context = {"user": user, "mine": mine, "open_tasks": open_tasks, "error": None}
-        return render(request, "queue.html", context)
-
-    @app.post("/tasks/{task_id}/claim")
-    async def claim(request: Request, task_id: str, user: CurrentUser) -> Response:
-        await checked_form(request)
-        pool = services_of(request).pool
-        try:
-            loan_id = await pool.fetchval(
-                "UPDATE collector_tasks SET assignee = $2, status = 'in_progress' "
-                "WHERE id = $1::uuid AND status = 'open' AND assignee IS NULL RETURNING loan_id",
-                task_id,
-                user.username,
-            )
-        except asyncpg.DataError:  # not a uuid
-            loan_id = None
-        if loan_id is None:
-            context = {
-                "user": user,
-                "message": "This task was already claimed by someone else, or is no longer open.",
-            }
-            return render(request, "error.html", context, status_code=409)
-        return RedirectResponse(f"/loans/{quote(loan_id)}", status_code=303)
-
-    for module in (dossier, actions, portfolio, dashboard):
+    for module in (queue, dossier, actions, portfolio, dashboard):
         app.include_router(module.router)
     return app

@@ -1,11 +1,12 @@
 """Accounts of the admin UI: argon2 password hashes, roles, failed-login throttling, and the command that
 creates users for production.
 
-    python -m admin.users create li.na --role collector --display-name "Li Na" --locale zh-CN
+    python -m admin.users create li.na --role collector --display-name "Li Na" --locale zh-CN --pool standard
     printf '%s\n' "$PASSWORD" | python -m admin.users create li.na --role collector --password-stdin
 
 The password is read from a prompt (typed twice) or from standard input, never from the command line, where
-it would be visible in the process list and the shell history.
+it would be visible in the process list and the shell history. `--pool NAME` (repeatable) names the pools of
+collector tasks (collector_tasks.pool: the loan's segment) the user works; without it, the 'default' pool.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import getpass
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, get_args
@@ -32,6 +34,8 @@ LOCALES: tuple[Locale, ...] = get_args(Locale)
 RANK: dict[str, int] = {"collector": 0, "supervisor": 1, "admin": 2}
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+POOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEFAULT_POOLS: tuple[str, ...] = ("default",)
 MIN_PASSWORD_LENGTH = 12
 
 _hasher = PasswordHasher()
@@ -51,6 +55,7 @@ class User:
     display_name: str
     locale: Locale
     active: bool
+    pools: tuple[str, ...] = DEFAULT_POOLS  # the collector_tasks pools this user works
 
     def has_role(self, role: Role) -> bool:
         """Roles are ranked: an admin may do what a supervisor may, a supervisor what a collector may."""
@@ -65,6 +70,7 @@ def _user(row: asyncpg.Record) -> User:
         display_name=row["display_name"] or row["username"],
         locale=row["locale"],
         active=row["active"],
+        pools=tuple(row["pools"]),
     )
 
 
@@ -74,6 +80,17 @@ def normalize_username(username: str) -> str:
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def normalize_pools(pools: Sequence[str]) -> tuple[str, ...]:
+    """The pools stripped, each once, in the order given; UserError for a bad name or none at all."""
+    names = tuple(dict.fromkeys(pool.strip() for pool in pools))
+    if not names:
+        raise UserError("pool: at least one pool")
+    for name in names:
+        if not POOL.match(name):
+            raise UserError(f"pool: {name!r} is not a pool name (1-64 of A-Z a-z 0-9 . _ -)")
+    return names
 
 
 def check_new_user(username: str, password: str, role: str, locale: str) -> None:
@@ -95,18 +112,21 @@ async def create_user(
     role: str = "collector",
     display_name: str = "",
     locale: str = "zh-CN",
+    pools: Sequence[str] = DEFAULT_POOLS,
 ) -> User:
     """Create a user; raises UserError for a bad field or a username already taken."""
     username = normalize_username(username)
     check_new_user(username, password, role, locale)
+    pool_names = normalize_pools(pools)
     row = await connection.fetchrow(
-        "INSERT INTO users (username, password_hash, role, display_name, locale) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT (username) DO NOTHING RETURNING *",
+        "INSERT INTO users (username, password_hash, role, display_name, locale, pools) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING RETURNING *",
         username,
         hash_password(password),
         role,
         display_name.strip(),
         locale,
+        list(pool_names),
     )
     if row is None:
         raise UserError(f"username: {username!r} already exists")
@@ -208,6 +228,7 @@ async def _create(args: argparse.Namespace, password: str) -> User:
                 role=args.role,
                 display_name=args.display_name,
                 locale=args.locale,
+                pools=args.pool or DEFAULT_POOLS,
             )
         finally:
             await connection.close()
@@ -225,17 +246,24 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--display-name", default="")
     create.add_argument("--locale", choices=LOCALES, default="zh-CN")
     create.add_argument(
+        "--pool",
+        action="append",
+        metavar="NAME",
+        help="a pool of collector tasks the user works (repeatable; default: 'default')",
+    )
+    create.add_argument(
         "--password-stdin", action="store_true", help="read the password from the first line of stdin"
     )
     args = parser.parse_args(argv)
     try:
         password = _read_password(args.password_stdin)
         check_new_user(normalize_username(args.username), password, args.role, args.locale)
+        normalize_pools(args.pool or DEFAULT_POOLS)
         user = asyncio.run(_create(args, password))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"created {user.role} {user.username} (id {user.id})")
+    print(f"created {user.role} {user.username} (id {user.id}, pools {', '.join(user.pools)})")
     return 0
 
 
