@@ -14,7 +14,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,22 +79,27 @@ def demo_passwords(state_dir: Path) -> dict[str, str]:
     return wanted
 
 
-async def ensure_demo_users(pool: asyncpg.Pool, state_dir: Path) -> list[DemoUser]:
-    """Create (or reset the password of) the demo collector and supervisor."""
+async def ensure_demo_users(
+    pool: asyncpg.Pool, state_dir: Path, work_pools: Sequence[str] = ("default",)
+) -> list[DemoUser]:
+    """Create (or reset the password of) the demo collector and supervisor. Both work every pool of the
+    demo (`work_pools`: the strategy's segments, which is how the workflow pools its call tasks)."""
     passwords = demo_passwords(state_dir)
+    pools = sorted({*work_pools, "default"})
     users = []
     for username, role, display_name, locale in DEMO_USERS:
         password = passwords[username]
         await pool.execute(
-            "INSERT INTO users (username, password_hash, role, display_name, locale) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO UPDATE SET "
-            "password_hash = EXCLUDED.password_hash, role = EXCLUDED.role, active = true, "
-            "failed_logins = 0, locked_until = NULL",
+            "INSERT INTO users (username, password_hash, role, display_name, locale, pools) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO UPDATE SET "
+            "password_hash = EXCLUDED.password_hash, role = EXCLUDED.role, pools = EXCLUDED.pools, "
+            "active = true, failed_logins = 0, locked_until = NULL",
             username,
             hash_password(password),
             role,
             display_name,
             locale,
+            pools,
         )
         users.append(DemoUser(username, role, display_name, locale, password))
     return users

@@ -211,10 +211,11 @@ async def _start_admin_ui(
 
     if not settings.admin_ui:
         return [" Admin UI          off (OVERDUE_ADMIN_UI=false)"]
+    strategy = load_strategy(settings.strategy_file)
     starter = CollectionsStarter(
         client,
         task_queue=settings.task_queue,
-        strategy=load_strategy(settings.strategy_file),
+        strategy=strategy,
         demo_day_seconds=settings.demo_day_seconds,
         settings=settings,
     )
@@ -226,7 +227,8 @@ async def _start_admin_ui(
             "                   users: python -m admin.users create NAME --role collector (no demo users)"
         )
         return lines
-    for user in await ensure_demo_users(pool, settings.state_dir):
+    segments = ["standard", *(segment.name for segment in strategy.segments)]
+    for user in await ensure_demo_users(pool, settings.state_dir, segments):
         lines.append(
             f"                   {user.role:<10} {user.username} / {user.password}   ({user.locale})"
         )

@@ -16,8 +16,8 @@ from stack.admin_ui import AdminUIError, _check_port_free, ensure_demo_users, se
 async def test_demo_users_log_in_with_the_printed_password_after_a_restart(
     own_db_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    first = await ensure_demo_users(own_db_pool, tmp_path)
-    again = await ensure_demo_users(own_db_pool, tmp_path)  # the next `make run` on the same state
+    first = await ensure_demo_users(own_db_pool, tmp_path, ["standard", "high_risk"])
+    again = await ensure_demo_users(own_db_pool, tmp_path, ["standard", "high_risk"])  # next `make run`
 
     assert [(u.username, u.role) for u in first] == [
         ("demo.collector", "collector"),
@@ -29,6 +29,8 @@ async def test_demo_users_log_in_with_the_printed_password_after_a_restart(
             own_db_pool, user.username, user.password, max_failures=5, lockout_seconds=60
         )
         assert result.user is not None and result.user.role == user.role
+    pools = await own_db_pool.fetchval("SELECT pools FROM users WHERE username = 'demo.collector'")
+    assert sorted(pools) == ["default", "high_risk", "standard"]  # the workflow pools call tasks by segment
     assert oct((tmp_path / "admin-demo-users.json").stat().st_mode & 0o777) == "0o600"
 
 
