@@ -30,18 +30,11 @@ from admin.portfolio_query import (
     parse_query,
     query_string,
 )
-from admin.web import CurrentUser, render, services_of
+from admin.web import STAGE_LABELS, CurrentUser, render, services_of
 
 router = APIRouter()
 
 # English labels of the stored values (translated in admin/translations/portfolio.toml).
-STAGE_LABELS = {
-    "reminder": "Reminder",
-    "deep_contact": "Deep contact",
-    "agency": "Agency placement",
-    "legal": "Legal",
-    "closed": "Closed",
-}
 DPD_LABELS = {
     "0-30": "0-30 days",
     "31-60": "31-60 days",

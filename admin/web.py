@@ -27,6 +27,25 @@ from domain.loan import CURRENCIES, format_money
 from starter.api import CollectionsStarter, InvalidRequest
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# English labels of stored stage and outcome codes; pages show `_(stage_label(code))` (zh-CN in translations).
+STAGE_LABELS = {
+    "reminder": "Reminder",
+    "deep_contact": "Deep contact",
+    "agency": "Agency placement",
+    "legal": "Legal",
+    "closed": "Closed",
+}
+OUTCOME_LABELS = {
+    "paid": "Paid off",
+    "settled": "Settled",
+    "written_off": "Written off",
+    "litigation": "Referred to court",
+    "closed_by_servicing": "Closed by servicing",
+    "bankruptcy": "Bankruptcy",
+    "deceased": "Deceased",
+}
+TEMPLATES.env.globals["stage_label"] = lambda code: STAGE_LABELS.get(str(code), str(code))
+TEMPLATES.env.globals["outcome_label"] = lambda code: OUTCOME_LABELS.get(str(code), str(code))
 TEMPLATES.env.filters["money"] = lambda amount, currency: format_money(int(amount), str(currency))
 SESSION_COOKIE = "overdue_session"
 CSRF_FIELD = "csrf_token"

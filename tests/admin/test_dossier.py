@@ -246,7 +246,7 @@ async def test_the_dossier_shows_payments_promises_and_the_journal_as_a_timeline
         "payment",
     ]
     text = {kind: body for kind, body in reversed(rows)}  # the first row of each kind
-    assert "Stage change" in text["stage_transition"] and "reminder → deep" in text["stage_transition"]
+    assert "Stage change" in text["stage_transition"] and "Reminder → deep" in text["stage_transition"]
     assert "Contact attempt" in text["contact_attempt"] and "SMS" in text["contact_attempt"]
     assert "to the phone" in text["contact_attempt"]
     assert "Deferral" in text["deferral"] and "rule hours" in text["deferral"] and "until" in text["deferral"]

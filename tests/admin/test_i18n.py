@@ -48,3 +48,12 @@ def test_the_login_page_follows_the_browser_language() -> None:
     assert locale_from_header("zh-CN,zh;q=0.9,en;q=0.8") == "zh-CN"
     assert locale_from_header("en-GB,en;q=0.9") == "en"
     assert locale_from_header(None) == "en"
+
+
+def test_every_stage_and_outcome_label_has_a_zh_cn_translation() -> None:
+    from admin.web import OUTCOME_LABELS, STAGE_LABELS
+
+    missing = [
+        label for label in [*STAGE_LABELS.values(), *OUTCOME_LABELS.values()] if label not in catalog("zh-CN")
+    ]
+    assert missing == []
