@@ -399,9 +399,26 @@ PLAN = Action(
 )
 
 
+async def _finish_my_tasks(request: Request, loan_id: str, user: User, outcome: str) -> None:
+    """The call, visit or follow-up tasks this collector claimed on the loan are done: the outcome (or the
+    promise, or the plan) was recorded, so they leave the work queue."""
+    await services_of(request).pool.execute(
+        "UPDATE collector_tasks SET status = 'done', outcome = $3 "
+        "WHERE loan_id = $1 AND assignee = $2 AND status = 'in_progress' "
+        "AND kind IN ('call', 'visit', 'promise_follow_up')",
+        loan_id,
+        user.username,
+        outcome[:100],
+    )
+
+
 @router.post("/loans/{loan_id}/outcome", response_class=HTMLResponse)
 async def record_outcome(request: Request, loan_id: str, user: CurrentUser) -> Response:
-    return await _perform(request, loan_id, user, OUTCOME)
+    response = await _perform(request, loan_id, user, OUTCOME)
+    if response.status_code == 303:
+        form = await request.form()  # parsed once already: starlette caches it
+        await _finish_my_tasks(request, loan_id, user, str(form.get("outcome_outcome", "outcome")))
+    return response
 
 
 @router.post("/loans/{loan_id}/dispute", response_class=HTMLResponse)
@@ -436,7 +453,10 @@ async def opt_out(request: Request, loan_id: str, user: CurrentUser) -> Response
 
 @router.post("/loans/{loan_id}/plan", response_class=HTMLResponse)
 async def arrange_plan(request: Request, loan_id: str, user: CurrentUser) -> Response:
-    return await _perform(request, loan_id, user, PLAN)
+    response = await _perform(request, loan_id, user, PLAN)
+    if response.status_code == 303:
+        await _finish_my_tasks(request, loan_id, user, "repayment_plan")
+    return response
 
 
 def _promise_key(request_field: str) -> str:
@@ -474,6 +494,7 @@ async def record_promise(request: Request, loan_id: str, user: CurrentUser) -> R
     except PromiseRejected as error:
         errors = {_promise_key(field_of(error.reason)): error.reason}
         return await render_dossier(request, user, loan_id, errors=errors, values=values, status_code=422)
+    await _finish_my_tasks(request, loan_id, user, "promise")
     return RedirectResponse(f"/loans/{quote(loan_id)}?notice=promised", status_code=303)
 
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import pytest_asyncio
 from temporalio.client import Client
@@ -548,3 +549,33 @@ async def test_a_supervisor_closes_the_collection(
         await asyncio.sleep(0.1)
     assert status.outcome == "closed_by_servicing"
     assert "The collection has ended: no more actions." in (await client.get(page)).text
+
+
+async def test_working_a_claimed_task_to_an_outcome_takes_it_off_the_queue(
+    make_client: MakeClient, make_user: MakeUser, start_loan: StartLoan, db_pool: asyncpg.Pool
+) -> None:
+    loan = await start_loan()
+    collector = await make_user("collector")
+    client = await make_client()
+    await login(client, collector.username)
+    task_id = await db_pool.fetchval(
+        "INSERT INTO collector_tasks (idempotency_key, loan_id, step_key, kind, due_at, priority, pool) "
+        "VALUES ($1, $2, 'call-1', 'call', now() - interval '1 minute', 900, 'default') RETURNING id",
+        f"{loan.loan_id}:call-1",
+        loan.loan_id,
+    )
+    claimed = await post_form(client, "/", f"/tasks/{task_id}/claim", {})
+    assert claimed.headers["location"] == f"/loans/{loan.loan_id}"
+
+    page = f"/loans/{loan.loan_id}"
+    refused = await post_form(client, page, f"{page}/outcome", {"outcome_outcome": "shouted"})
+    assert refused.status_code == 422  # a rejected outcome leaves the task in the collector's hands
+    assert (
+        await db_pool.fetchval("SELECT status FROM collector_tasks WHERE id = $1", task_id) == "in_progress"
+    )
+
+    done = await post_form(client, page, f"{page}/outcome", {"outcome_outcome": "no_answer"})
+    assert done.status_code == 303
+    row = await db_pool.fetchrow("SELECT status, outcome FROM collector_tasks WHERE id = $1", task_id)
+    assert (row["status"], row["outcome"]) == ("done", "no_answer")
+    assert str(task_id) not in (await client.get("/")).text
