@@ -106,6 +106,8 @@ async def test_a_collector_sees_charts_and_the_numbers_of_the_seeded_rows(
     )
     # 5. recovered in CNY, by stage and by agency; the USD payment is not in it
     assert "CNY 323.45 recovered in 12 weeks" in html
+    # the numbers behind both weekly charts: one table per chart, each week's total in its last column
+    assert html.count("Week received") == 2 and '<td class="num">CNY 123.45</td></tr>' in html
     assert "East Recovery Partners" in html and "CNY 123.45" in html and "USD 9.99" not in html
     # 6. deferrals, rule names escaped
     assert "contact_hours" in html and "&lt;b&gt;cap&lt;/b&gt;" in html and "<b>cap</b>" not in html

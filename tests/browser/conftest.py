@@ -29,6 +29,8 @@ from temporalio.worker import Worker
 from activities import contracts
 from activities.journal import upsert_snapshot
 from admin.app import Services, create_app
+from admin.screenshots import CHROMIUM as DEFAULT_CHROMIUM
+from admin.screenshots import CHROMIUM_ARGS
 from admin.users import Locale, User, create_user
 from domain.loan import Loan
 from domain.strategy import default_strategy
@@ -38,16 +40,7 @@ from tests.workflows.conftest import SHANGHAI, make_loan
 from tests.workflows.fakes import FakeActivities
 from workflows.registry import WORKFLOWS
 
-CHROMIUM = os.environ.get("OVERDUE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
+CHROMIUM = os.environ.get("OVERDUE_CHROMIUM", DEFAULT_CHROMIUM)
 # A step that takes longer than this is a failure, not a 30 s wait (Playwright's default).
 STEP_TIMEOUT_MS = 10_000
 
