@@ -577,5 +577,5 @@ async def test_working_a_claimed_task_to_an_outcome_takes_it_off_the_queue(
     done = await post_form(client, page, f"{page}/outcome", {"outcome_outcome": "no_answer"})
     assert done.status_code == 303
     row = await db_pool.fetchrow("SELECT status, outcome FROM collector_tasks WHERE id = $1", task_id)
-    assert (row["status"], row["outcome"]) == ("done", "no_answer")
+    assert row is not None and (row["status"], row["outcome"]) == ("done", "no_answer")
     assert str(task_id) not in (await client.get("/")).text
