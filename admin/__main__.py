@@ -50,7 +50,10 @@ def main() -> int:
             file=sys.stderr,
         )
     app = create_app(settings, open_services=open_services)
-    uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=True, log_level="info")
+    # No access log: its URLs carry search text (`/portfolio?q=<borrower name>`), which is PII.
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, proxy_headers=True, log_level="info", access_log=False
+    )
     return 0
 
 
