@@ -33,6 +33,7 @@ from admin.web import (
     TEMPLATES,
     CurrentUser,
     Supervisor,
+    amounts_in_money,
     checked_form,
     field_of,
     parse_amount,
@@ -335,7 +336,7 @@ async def _perform(request: Request, loan_id: str, user: User, action: Action) -
             errors.setdefault(action.error_key(problem_field, get), message)
         return await render_dossier(request, user, loan_id, errors=errors, values=values, status_code=422)
     except RequestRefused as error:
-        reason_field, message = _split_reason(error.reason)
+        reason_field, message = _split_reason(amounts_in_money(error.reason, status.currency))
         errors = {action.error_key(reason_field, get): message}
         return await render_dossier(request, user, loan_id, errors=errors, values=values, status_code=422)
     return RedirectResponse(f"/loans/{quote(loan_id)}?notice={action.notice}", status_code=303)
@@ -492,7 +493,7 @@ async def record_promise(request: Request, loan_id: str, user: CurrentUser) -> R
         errors = {_promise_key(field): message for field, message in error.problems}
         return await render_dossier(request, user, loan_id, errors=errors, values=values, status_code=422)
     except PromiseRejected as error:
-        errors = {_promise_key(field_of(error.reason)): error.reason}
+        errors = {_promise_key(field_of(error.reason)): amounts_in_money(error.reason, status.currency)}
         return await render_dossier(request, user, loan_id, errors=errors, values=values, status_code=422)
     await _finish_my_tasks(request, loan_id, user, "promise")
     return RedirectResponse(f"/loans/{quote(loan_id)}?notice=promised", status_code=303)

@@ -7,6 +7,7 @@ into a 403 page.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -166,6 +167,18 @@ def parse_amount(text: str, currency: str) -> int:
     if minor != minor.to_integral_value():
         raise InvalidRequest([("amount_minor", f"at most {digits} decimal places for {currency}")])
     return int(minor)
+
+
+_MINOR_AMOUNT = re.compile(r"(?<![\w.-])\d+(?![\w.])")
+
+
+def amounts_in_money(reason: str, currency: str) -> str:
+    """A workflow reason about an amount ('amount_minor: 9999900 is more than the amount overdue (115128)')
+    in the loan's currency: the workflow speaks minor units (as the CLI does); a collector typed 99,999.00."""
+    head, sep, _ = reason.partition(":")
+    if not (sep and ("amount" in head or head.strip() == "instalments")):
+        return reason
+    return _MINOR_AMOUNT.sub(lambda number: format_money(int(number.group()), currency), reason)
 
 
 def field_of(reason: str) -> str:

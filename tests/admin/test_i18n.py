@@ -57,3 +57,20 @@ def test_every_stage_and_outcome_label_has_a_zh_cn_translation() -> None:
         label for label in [*STAGE_LABELS.values(), *OUTCOME_LABELS.values()] if label not in catalog("zh-CN")
     ]
     assert missing == []
+
+
+def test_workflow_reasons_about_amounts_are_shown_in_the_loans_currency() -> None:
+    from admin.web import amounts_in_money
+
+    assert amounts_in_money("amount_minor: 9999900 is more than the amount overdue (115128)", "CNY") == (
+        "amount_minor: CNY 99,999.00 is more than the amount overdue (CNY 1,151.28)"
+    )
+    assert amounts_in_money("instalments: the total 5000 is more than the amount overdue (4000)", "JPY") == (
+        "instalments: the total JPY 5,000 is more than the amount overdue (JPY 4,000)"
+    )
+    # Reasons about other fields keep their numbers (days, dates are not money).
+    assert amounts_in_money("days: at most 60 days", "CNY") == "days: at most 60 days"
+    assert (
+        amounts_in_money("due_date: 2026-12-01 is in the past", "CNY")
+        == "due_date: 2026-12-01 is in the past"
+    )
