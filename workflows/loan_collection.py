@@ -302,8 +302,10 @@ class LoanCollectionWorkflow(CollectorUpdates, ArrangementUpdates):
                 stopped = case.contact.collection_stopped
                 await self._finish(stopped, f"collection stopped: {stopped}")  # type: ignore[arg-type]
             elif self._recall_request is not None:
-                self._recall_request = None
                 await self._recall("closed")  # a supervisor took the account back: no re-placement
+                # Cleared only once the child has ended: a second request meanwhile is refused as
+                # "already under way", never accepted (and journaled) twice.
+                self._recall_request = None
             elif self._compliant() and self._expire_holds(now):
                 pass  # an expired hold was journaled; re-plan from here
             elif self._compliant() and self._expire_arrangements(now):

@@ -24,6 +24,7 @@ class FakeActivities:
     journal_errors: list[str] = field(default_factory=list)
     snapshots: list[contracts.PortfolioSnapshot] = field(default_factory=list)
     journal_delay: float = 0.0  # real seconds: lets a test land a signal while the journal is written
+    recall_delay: float = 0.0  # real seconds: lets a test land an update while an agency recall runs
 
     def _log(self, name: str, request: object) -> None:
         self.calls.append((name, request))
@@ -70,6 +71,8 @@ class FakeActivities:
     @activity.defn(name=contracts.RECALL_FROM_AGENCY)
     async def recall_from_agency(self, request: contracts.RecallRequest) -> contracts.RecallReceipt:
         self._log(contracts.RECALL_FROM_AGENCY, request)
+        if self.recall_delay:
+            await asyncio.sleep(self.recall_delay)
         return contracts.RecallReceipt(placement_id=request.placement_id, recalled=True)
 
     @activity.defn(name=contracts.GENERATE_LAWYER_LETTER)

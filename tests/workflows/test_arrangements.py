@@ -382,6 +382,23 @@ async def test_recall_from_agency_on_request_and_not_placed_again(harness: Harne
     assert again == "loan: not placed with an agency"
 
 
+async def test_a_second_recall_while_the_first_runs_is_refused_not_journaled_twice(harness: Harness) -> None:
+    loan = make_loan(await harness.now(), dpd=46)
+    handle = await harness.start(loan)
+    await harness.env.sleep(timedelta(hours=1))
+    harness.fakes.recall_delay = 1.0  # the agency takes a (real) second to answer the recall
+
+    await update(handle, RECALL_FROM_AGENCY_UPDATE, AgencyRecall(approver="boss", reason="complaint"))
+    again = await refusal(handle, RECALL_FROM_AGENCY_UPDATE, AgencyRecall(approver="boss2", reason="x"))
+
+    assert again == "loan: a recall from the agency is already under way"
+    await harness.env.sleep(timedelta(days=1))
+    assert [a for a in actions(harness) if a[1] == "agency_recall_requested"] == [
+        ("boss", "agency_recall_requested", "Acme Recoveries")
+    ]
+    assert (await status(handle)).agency_placement_id is None
+
+
 async def test_legacy_loan_refuses_arrangements(harness: Harness) -> None:
     loan = make_loan(await harness.now(), dpd=5)
     handle = await harness.start(loan, legacy=True)
