@@ -229,9 +229,7 @@ def plan_rejection(request: RepaymentPlanRequest, *, arrears_minor: int, today: 
     previous: date | None = None
     horizon = today + timedelta(days=MAX_PLAN_DAYS)
     for index, instalment in enumerate(request.instalments):
-        field = f"instalments[{index}]"
-        if instalment.amount_minor <= 0:
-            return f"{field}.amount_minor: must be more than 0"
+        field = f"instalments[{index}]"  # amounts are positive already (PositiveMinorUnits)
         if previous is None and instalment.due_date < today:
             return (
                 f"{field}.due_date: {instalment.due_date} is in the past "
@@ -309,12 +307,12 @@ def waiver_rejection(request: InterestWaiver, *, arrears_minor: int) -> str | No
     return None
 
 
-def waive(arrears: list[Instalment], amount_minor: int) -> list[Instalment]:
-    """The arrears after a waiver of `amount_minor`, taken from the newest instalment first: a waiver lowers
-    what is owed without making the loan look less overdue (DPD re-anchors only once everything is gone)."""
+def take_first(instalments: list[Instalment], amount_minor: int) -> list[Instalment]:
+    """The instalments left once `amount_minor` is taken from them in order: the ones it covers go, the next
+    one is reduced (a payment takes the oldest first; a waiver, given them newest first, the newest)."""
     remaining = amount_minor
     kept: list[Instalment] = []
-    for instalment in reversed(arrears):
+    for instalment in instalments:
         if remaining >= instalment.amount_minor:
             remaining -= instalment.amount_minor
             continue
@@ -323,7 +321,13 @@ def waive(arrears: list[Instalment], amount_minor: int) -> list[Instalment]:
             remaining = 0
         else:
             kept.append(instalment)
-    return list(reversed(kept))
+    return kept
+
+
+def waive(arrears: list[Instalment], amount_minor: int) -> list[Instalment]:
+    """The arrears after a waiver of `amount_minor`, taken from the newest instalment first: a waiver lowers
+    what is owed without making the loan look less overdue (DPD re-anchors only once everything is gone)."""
+    return list(reversed(take_first(list(reversed(arrears)), amount_minor)))
 
 
 def stage_hold_rejection(request: StageHold, *, today: date) -> str | None:

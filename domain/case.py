@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from domain.arrangements import RepaymentPlan, SettlementOffer, StageHoldState, Waiver, waive
+from domain.arrangements import RepaymentPlan, SettlementOffer, StageHoldState, Waiver, take_first, waive
 from domain.calendar import days_past_due
 from domain.clock import CollectionsClock
 from domain.contact_profiles import ContactProfile
@@ -159,20 +159,7 @@ class CollectionCase(BaseModel):
                 arrears_after_minor=before,
             )
         self.applied_payment_ids = [*self.applied_payment_ids, payment.payment_id]
-        remaining = payment.amount_minor
-        arrears: list[Instalment] = []
-        for instalment in self.arrears:
-            if remaining >= instalment.amount_minor:
-                remaining -= instalment.amount_minor
-                continue
-            if remaining > 0:
-                arrears.append(
-                    Instalment(due_date=instalment.due_date, amount_minor=instalment.amount_minor - remaining)
-                )
-                remaining = 0
-            else:
-                arrears.append(instalment)
-        self.arrears = arrears
+        self.arrears = take_first(self.arrears, payment.amount_minor)  # oldest instalment first
         self.paid_total_minor += payment.amount_minor
         self.principal_outstanding_minor = max(0, self.principal_outstanding_minor - payment.amount_minor)
         promise = self.open_promise

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal, TypeVar, get_args
 
@@ -460,15 +460,9 @@ class CollectionsStarter:
         """
         check_loan_id(loan_id)
         request = build_promise(amount_minor, due_date, collector, note)
-        handle = self.handle(loan_id)
-        try:
-            return await handle.execute_update(PROMISE_UPDATE, request, result_type=PromiseAccepted)
-        except WorkflowUpdateFailedError as error:
-            cause = error.cause
-            reason = cause.message if isinstance(cause, ApplicationError | FailureError) else str(cause)
-            raise PromiseRejected(loan_id, reason or "rejected") from None
-        except RPCError as error:
-            raise await self._explain(loan_id, error) from None
+        return await self._update(
+            loan_id, PROMISE_UPDATE, request, PromiseAccepted, PromiseRejected, "rejected"
+        )
 
     async def collector_action(self, loan_id: str, update: str, request: BaseModel) -> ContactState:
         """A hold, preference or call outcome (`workflows.messages.*_UPDATE` with its `domain.holds` model).
@@ -477,14 +471,7 @@ class CollectionsStarter:
         (e.g. "verification_sent: ..."), and nothing changes.
         """
         check_loan_id(loan_id)
-        try:
-            return await self.handle(loan_id).execute_update(update, request, result_type=ContactState)
-        except WorkflowUpdateFailedError as error:
-            cause = error.cause
-            reason = cause.message if isinstance(cause, ApplicationError | FailureError) else str(cause)
-            raise RequestRefused(loan_id, reason or "refused") from None
-        except RPCError as error:
-            raise await self._explain(loan_id, error) from None
+        return await self._update(loan_id, update, request, ContactState)
 
     # -- arrangements (collectors and supervisors) -----------------------------------------------------------
     # Updates with validators: each returns the loan's CollectionStatus right after the change, or raises
@@ -494,14 +481,7 @@ class CollectionsStarter:
         """Any arrangement update (`workflows.messages.ARRANGEMENT_UPDATES`) with its `domain.arrangements`
         request model."""
         check_loan_id(loan_id)
-        try:
-            return await self.handle(loan_id).execute_update(update, request, result_type=CollectionStatus)
-        except WorkflowUpdateFailedError as error:
-            cause = error.cause
-            reason = cause.message if isinstance(cause, ApplicationError | FailureError) else str(cause)
-            raise RequestRefused(loan_id, reason or "refused") from None
-        except RPCError as error:
-            raise await self._explain(loan_id, error) from None
+        return await self._update(loan_id, update, request, CollectionStatus)
 
     async def arrange_plan(
         self,
@@ -568,6 +548,25 @@ class CollectionsStarter:
         check_loan_id(loan_id)
         try:
             return await self.handle(loan_id).query(STATUS_QUERY, result_type=CollectionStatus)
+        except RPCError as error:
+            raise await self._explain(loan_id, error) from None
+
+    async def _update(
+        self,
+        loan_id: str,
+        update: str,
+        request: BaseModel,
+        result_type: type[M],
+        refused: Callable[[str, str], Exception] = RequestRefused,
+        fallback: str = "refused",
+    ) -> M:
+        """Execute a workflow update; a validator's or handler's refusal raises `refused(loan_id, reason)`."""
+        try:
+            return await self.handle(loan_id).execute_update(update, request, result_type=result_type)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            reason = cause.message if isinstance(cause, ApplicationError | FailureError) else str(cause)
+            raise refused(loan_id, reason or fallback) from None
         except RPCError as error:
             raise await self._explain(loan_id, error) from None
 

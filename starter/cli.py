@@ -20,12 +20,12 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.service import RPCError
 
 from domain.case import CloseReason
@@ -53,6 +53,8 @@ from starter.connect import TemporalUnreachable, connect
 from starter.loaders import LoanFileError, load_loans
 from starter.problems import field_problems
 from workflows.messages import CollectionStatus
+
+R = TypeVar("R")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -259,30 +261,43 @@ async def _close(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _collector_action(args: argparse.Namespace, settings: Settings) -> int:
-    problems = _Problems()
-    loan_id = _loan_id(problems, args.loan_id)
-    built = collector_cli.build_request(args)
-    if isinstance(built, list):
-        raise _Invalid([*_lines(problems.items), *built])
-    problems.raise_if_any()
-    update, request = built
-    starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
-    state = await starter.collector_action(loan_id, update, request)
-    print(f"{args.command} recorded on loan {loan_id}: {collector_cli.describe(state)}")
-    return EXIT_OK
+    return await _update_command(
+        args,
+        settings,
+        collector_cli.build_request,
+        CollectionsStarter.collector_action,
+        collector_cli.describe,
+    )
 
 
 async def _arrangement(args: argparse.Namespace, settings: Settings) -> int:
+    return await _update_command(
+        args,
+        settings,
+        collector_cli.build_arrangement,
+        CollectionsStarter.arrangement,
+        collector_cli.describe_arrangements,
+    )
+
+
+async def _update_command(
+    args: argparse.Namespace,
+    settings: Settings,
+    build: Callable[[argparse.Namespace], tuple[str, BaseModel] | list[str]],
+    send: Callable[[CollectionsStarter, str, str, BaseModel], Awaitable[R]],
+    describe: Callable[[R], str],
+) -> int:
+    """A collector's or supervisor's update: bad fields exit 2 before anything is sent."""
     problems = _Problems()
     loan_id = _loan_id(problems, args.loan_id)
-    built = collector_cli.build_arrangement(args)
+    built = build(args)
     if isinstance(built, list):
         raise _Invalid([*_lines(problems.items), *built])
     problems.raise_if_any()
     update, request = built
     starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
-    status = await starter.arrangement(loan_id, update, request)
-    print(f"{args.command} recorded on loan {loan_id}: {collector_cli.describe_arrangements(status)}")
+    result = await send(starter, loan_id, update, request)
+    print(f"{args.command} recorded on loan {loan_id}: {describe(result)}")
     return EXIT_OK
 
 

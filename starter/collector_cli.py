@@ -112,7 +112,13 @@ def add_parsers(commands: Any) -> None:
 def build_request(args: argparse.Namespace) -> tuple[str, BaseModel] | list[str]:
     """The update name and its validated request, or one line per bad field."""
     update, _, model, fields = ACTIONS[args.command]
-    data = {"collector": args.collector, "note": args.note, **fields(args)}
+    return _validated(update, model, {"collector": args.collector, "note": args.note, **fields(args)})
+
+
+def _validated(
+    update: str, model: type[BaseModel], data: dict[str, Any]
+) -> tuple[str, BaseModel] | list[str]:
+    """The update name and the request built from the given arguments, or one line per bad field."""
     try:
         return update, model.model_validate({k: v for k, v in data.items() if v is not None})
     except ValidationError as error:
@@ -243,11 +249,7 @@ def add_arrangement_parsers(commands: Any) -> None:
 def build_arrangement(args: argparse.Namespace) -> tuple[str, BaseModel] | list[str]:
     """The update name and its validated request, or one line per bad field."""
     update, _, model, fields, who = ARRANGEMENTS[args.command]
-    data = {who: getattr(args, who), **fields(args)}
-    try:
-        return update, model.model_validate({k: v for k, v in data.items() if v is not None})
-    except ValidationError as error:
-        return [f"{field}: {message}" if field else message for field, message in field_problems(error)]
+    return _validated(update, model, {who: getattr(args, who), **fields(args)})
 
 
 def describe_arrangements(status: messages.CollectionStatus) -> str:

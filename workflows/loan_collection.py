@@ -17,7 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
-    from domain.arrangements import AgencyRecall, RepaymentPlan, arrangement_conflict, held_schedule
+    from domain.arrangements import AgencyRecall, RepaymentPlan, held_schedule
     from domain.arrangements import stage_hold_active as _stage_hold_active
     from domain.case import CollectionCase, Outcome, Placement, StepRecord
     from domain.clock import CollectionsClock
@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.contact_rules import ContactAttempt, ContactChannel
     from domain.loan import Payment, format_money
     from domain.promise import PromiseRequest, PromiseToPay, promise_deadline, promise_rejection
-    from domain.schedule import Occurrence, next_stage_first, occurrences, plan
+    from domain.schedule import Occurrence, next_stage_first, plan
     from domain.strategy import Stage, Step, stage_rank
     from workflows import search_attributes as sa
     from workflows import step_requests
@@ -206,18 +206,17 @@ class LoanCollectionWorkflow(CollectorUpdates, ArrangementUpdates):
     def _validate_promise(self, request: PromiseRequest) -> None:
         # A validator rejects before anything reaches history: a rejected promise changes nothing.
         case = self._case
-        reason = promise_rejection(
-            request,
-            arrears_minor=case.arrears_minor,
-            today=case.local_today(self._now()),
-            rules=case.strategy.promise,
-            has_open_promise=case.open_promise is not None,
-            closed=case.closed or self._close_request is not None,
-        ) or arrangement_conflict(
-            open_promise=False,
-            open_plan=case.open_plan is not None,
-            open_settlement=case.open_settlement is not None,
-        )
+        reason = (
+            promise_rejection(
+                request,
+                arrears_minor=case.arrears_minor,
+                today=case.local_today(self._now()),
+                rules=case.strategy.promise,
+                has_open_promise=case.open_promise is not None,
+                closed=case.closed or self._close_request is not None,
+            )
+            or self._conflict()
+        )  # an open promise was refused above; a plan or settlement offer here
         if reason:
             raise ApplicationError(reason, type="PromiseRejected", non_retryable=True)
 
@@ -361,7 +360,7 @@ class LoanCollectionWorkflow(CollectorUpdates, ArrangementUpdates):
         """Run what is due, or wait for the next step (or placement expiry), whichever comes first."""
         case = self._case
         strategy = case.strategy
-        schedule = occurrences(strategy.steps_for(case.segment), case.arrears_minor, case.loan.currency)
+        schedule = self._schedule()
         # A supervisor's stage hold: the next stage's steps wait (the current stage's go on).
         schedule = held_schedule(schedule, case.stage, case.stage_hold, now)
         decision = plan(
@@ -643,9 +642,7 @@ class LoanCollectionWorkflow(CollectorUpdates, ArrangementUpdates):
         if case.broken_promises >= rules.escalate_after_broken:
             # Repeated broken promises escalate faster: the rest of this stage is skipped and the next stage's
             # first step is due now.
-            schedule = occurrences(
-                case.strategy.steps_for(case.segment), case.arrears_minor, case.loan.currency
-            )
+            schedule = self._schedule()
             targets = next_stage_first(schedule, set(case.done), case.stage)
             if targets:
                 target_rank = stage_rank(targets[0].step.stage)
@@ -800,7 +797,7 @@ class LoanCollectionWorkflow(CollectorUpdates, ArrangementUpdates):
         when the balance is worth it (that strategy step then belongs to the legal case)."""
         case = self._case
         await self._recall("escalated")
-        schedule = occurrences(case.strategy.steps_for(case.segment), case.arrears_minor, case.loan.currency)
+        schedule = self._schedule()
         litigation = next(
             (o for o in schedule if o.step.action == "refer_to_litigation" and o.key not in case.done), None
         )
