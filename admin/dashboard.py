@@ -20,31 +20,12 @@ from markupsafe import Markup
 
 from admin import metrics
 from admin.charts import Series, bar_chart, compact, line_chart, percent, stacked_bar_chart
-from admin.i18n import Translate, translator
-from admin.web import CurrentUser, locale_of, render, services_of
+from admin.i18n import translator
+from admin.portfolio_query import DPD_LABELS
+from admin.web import STAGE_LABELS, CurrentUser, locale_of, render, services_of
 from domain.loan import CURRENCIES
 
 router = APIRouter()
-
-
-def stage_names(_: Translate) -> dict[str, str]:
-    return {
-        "reminder": _("Reminder"),
-        "deep_contact": _("Deep contact"),
-        "agency": _("Agency placement"),
-        "legal": _("Legal"),
-        "closed": _("Closed"),
-    }
-
-
-def dpd_names(_: Translate) -> dict[str, str]:
-    return {
-        "0-30": _("0-30 days"),
-        "31-60": _("31-60 days"),
-        "61-90": _("61-90 days"),
-        "91-180": _("91-180 days"),
-        "180+": _("Over 180 days"),
-    }
 
 
 def week_label(week: date) -> str:
@@ -83,68 +64,87 @@ class Charts:
     deferrals: Markup
 
 
+def _bars_of(
+    buckets: list[metrics.Bucket],
+    label: Callable[[str], str],
+    axis: Callable[[float], str],
+    *,
+    loans: str,
+    amounts: str,
+) -> tuple[Markup, Markup]:
+    """Two bar charts of `buckets`: open loans (titled `loans`) and amounts overdue (titled `amounts`)."""
+    labels = [label(b.key) for b in buckets]
+    return (
+        Markup(bar_chart(labels, [b.loans for b in buckets], title=loans)),
+        Markup(
+            bar_chart(labels, [b.amount_overdue_minor for b in buckets], title=amounts, value_format=axis)
+        ),
+    )
+
+
+def _weekly_chart(
+    series: metrics.WeeklyAmounts, label: Callable[[str], str], axis: Callable[[float], str], *, title: str
+) -> Markup:
+    """A stacked bar per week of `series`, a segment per key."""
+    return Markup(
+        stacked_bar_chart(
+            [week_label(week) for week in series.weeks],
+            [Series(label(key), [series.amount(week, key) for week in series.weeks]) for key in series.keys],
+            title=title,
+            value_format=axis,
+        )
+    )
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard(request: Request, user: CurrentUser, currency: str | None = None) -> Response:
     pool = services_of(request).pool
     _ = translator(locale_of(request, user))
-    currencies = await metrics.open_currencies(pool)
-    codes = [found.currency for found in currencies]
-    chosen = currency if currency in codes else (codes[0] if codes else "")
     async with asyncio.TaskGroup() as queries:  # each on a connection of its own
-        book_query = queries.create_task(metrics.open_book(pool, chosen))
+        # Rates cover every currency: they need not wait for the choice of currency.
         promises_query = queries.create_task(metrics.promise_kept(pool))
         cures_query = queries.create_task(metrics.cure_by_stage(pool))
         rolls_query = queries.create_task(metrics.roll_rates(pool))
+        deferrals_query = queries.create_task(metrics.deferrals_by_rule(pool))
+        currencies = await metrics.open_currencies(pool)
+        codes = [found.currency for found in currencies]
+        chosen = currency if currency in codes else (codes[0] if codes else "")
+        book_query = queries.create_task(metrics.open_book(pool, chosen))
         by_stage_query = queries.create_task(metrics.recovered_by_stage(pool, chosen))
         by_agency_query = queries.create_task(metrics.recovered_by_agency(pool, chosen))
-        deferrals_query = queries.create_task(metrics.deferrals_by_rule(pool))
     book, promises, cures = book_query.result(), promises_query.result(), cures_query.result()
     rolls, deferrals = rolls_query.result(), deferrals_query.result()
     by_stage, by_agency = by_stage_query.result(), by_agency_query.result()
-    names, buckets = stage_names(_), dpd_names(_)
 
     def stage(key: str) -> str:
-        return names.get(key, key)
+        return _(STAGE_LABELS.get(key, key))
 
     def dpd(key: str) -> str:
-        return buckets.get(key, key)
+        return _(DPD_LABELS.get(key, key))
 
     def agency(key: str) -> str:
         return by_agency.labels.get(key) or _("Unknown agency")
 
     axis = money_axis(chosen)
-    weeks = [week_label(week) for week in by_stage.weeks]
+    stage_loans, stage_amounts = _bars_of(
+        book.by_stage,
+        stage,
+        axis,
+        loans=_("Open loans by stage"),
+        amounts=_("Amount overdue by stage ({currency})", currency=chosen),
+    )
+    dpd_loans, dpd_amounts = _bars_of(
+        book.by_dpd,
+        dpd,
+        axis,
+        loans=_("Open loans by days past due"),
+        amounts=_("Amount overdue by days past due ({currency})", currency=chosen),
+    )
     charts = Charts(
-        stage_loans=Markup(
-            bar_chart(
-                [stage(b.key) for b in book.by_stage],
-                [b.loans for b in book.by_stage],
-                title=_("Open loans by stage"),
-            )
-        ),
-        stage_amounts=Markup(
-            bar_chart(
-                [stage(b.key) for b in book.by_stage],
-                [b.amount_overdue_minor for b in book.by_stage],
-                title=_("Amount overdue by stage ({currency})", currency=chosen),
-                value_format=axis,
-            )
-        ),
-        dpd_loans=Markup(
-            bar_chart(
-                [dpd(b.key) for b in book.by_dpd],
-                [b.loans for b in book.by_dpd],
-                title=_("Open loans by days past due"),
-            )
-        ),
-        dpd_amounts=Markup(
-            bar_chart(
-                [dpd(b.key) for b in book.by_dpd],
-                [b.amount_overdue_minor for b in book.by_dpd],
-                title=_("Amount overdue by days past due ({currency})", currency=chosen),
-                value_format=axis,
-            )
-        ),
+        stage_loans=stage_loans,
+        stage_amounts=stage_amounts,
+        dpd_loans=dpd_loans,
+        dpd_amounts=dpd_amounts,
         promises=Markup(
             line_chart(
                 [week_label(w.week) for w in promises.weeks],
@@ -174,27 +174,11 @@ async def dashboard(request: Request, user: CurrentUser, currency: str | None = 
                 y_max=1.0,
             )
         ),
-        recovered_stage=Markup(
-            stacked_bar_chart(
-                weeks,
-                [
-                    Series(stage(key), [by_stage.amount(week, key) for week in by_stage.weeks])
-                    for key in by_stage.keys
-                ],
-                title=_("Recovered per week by stage ({currency})", currency=chosen),
-                value_format=axis,
-            )
+        recovered_stage=_weekly_chart(
+            by_stage, stage, axis, title=_("Recovered per week by stage ({currency})", currency=chosen)
         ),
-        recovered_agency=Markup(
-            stacked_bar_chart(
-                [week_label(week) for week in by_agency.weeks],
-                [
-                    Series(agency(key), [by_agency.amount(week, key) for week in by_agency.weeks])
-                    for key in by_agency.keys
-                ],
-                title=_("Recovered per week by agency ({currency})", currency=chosen),
-                value_format=axis,
-            )
+        recovered_agency=_weekly_chart(
+            by_agency, agency, axis, title=_("Recovered per week by agency ({currency})", currency=chosen)
         ),
         deferrals=Markup(
             bar_chart(

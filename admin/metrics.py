@@ -18,13 +18,23 @@ from datetime import date
 
 import asyncpg
 
+from admin.portfolio_query import DPD_BUCKETS as DPD_RANGES
 from domain.strategy import STAGE_ORDER
 
 # The stages a loan can be in while it is open, in order (closing is an outcome, not a stage to report).
 OPEN_STAGES: tuple[str, ...] = tuple(stage for stage in STAGE_ORDER if stage != "closed")
 # Stages a loan can roll out of into a later open stage (legal is the last one).
 ROLL_STAGES: tuple[str, ...] = OPEN_STAGES[:-1]
-DPD_BUCKETS: tuple[str, ...] = ("0-30", "31-60", "61-90", "91-180", "180+")
+# The portfolio search's DPD buckets (admin/portfolio_query.py), in order; the last one has no upper end.
+DPD_BUCKETS: tuple[str, ...] = tuple(DPD_RANGES)
+# The bucket of a row's `dpd`, as SQL (fixed text from the bounds above, no user input).
+_DPD_BUCKET_SQL = (
+    "CASE "
+    + " ".join(
+        f"WHEN dpd <= {high} THEN '{key}'" for key, (_, high) in DPD_RANGES.items() if high is not None
+    )
+    + f" ELSE '{DPD_BUCKETS[-1]}' END"
+)
 # Outcomes that count as cured (domain/case.py Outcome): paid in full, or settled for an agreed amount.
 CURED_OUTCOMES: tuple[str, ...] = ("paid", "settled")
 PROMISE_WEEKS = 12
@@ -173,13 +183,11 @@ async def open_currencies(pool: asyncpg.Pool) -> list[CurrencyCount]:
 async def open_book(pool: asyncpg.Pool, currency: str) -> OpenBook:
     """Open loans and their amounts overdue, by stage and by DPD bucket (0-30, 31-60, 61-90, 91-180, 180+)."""
     rows = await pool.fetch(
-        """
+        f"""
         SELECT grouping(stage) AS by_dpd, stage, bucket,
                count(*) AS loans, coalesce(sum(amount_overdue_minor), 0)::bigint AS amount
         FROM (
-            SELECT stage, amount_overdue_minor,
-                   CASE WHEN dpd <= 30 THEN '0-30' WHEN dpd <= 60 THEN '31-60' WHEN dpd <= 90 THEN '61-90'
-                        WHEN dpd <= 180 THEN '91-180' ELSE '180+' END AS bucket
+            SELECT stage, amount_overdue_minor, {_DPD_BUCKET_SQL} AS bucket
             FROM portfolio_now
             WHERE outcome IS NULL AND currency = $1
         ) open_loans

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from admin.portfolio_query import (
     COUNT_CAP,
     DPD_BUCKETS,
+    DPD_LABELS,
     OPTION_COLUMNS,
     PAGE_SIZE,
     STAGES,
@@ -35,13 +36,6 @@ from admin.web import STAGE_LABELS, CurrentUser, render, services_of
 router = APIRouter()
 
 # English labels of the stored values (translated in admin/translations/portfolio.toml).
-DPD_LABELS = {
-    "0-30": "0-30 days",
-    "31-60": "31-60 days",
-    "61-90": "61-90 days",
-    "91-180": "91-180 days",
-    "180+": "Over 180 days",
-}
 SORT_LABELS = {"dpd": "Most days past due", "amount": "Largest amount overdue", "loan_id": "Loan id"}
 STATUS_LABELS = {"open": "Open", "closed": "Closed", "all": "All"}
 
@@ -87,7 +81,11 @@ def page_url(values: dict[str, str], page: int) -> str:
 async def portfolio_page(request: Request, user: CurrentUser) -> Response:
     pool = services_of(request).pool
     parsed = parse_query(request.query_params)
-    options = await dropdown_options(pool)
+    search = parsed.filter
+    if search is None:
+        options = await dropdown_options(pool)
+    else:  # the dropdowns and the search at once, each on connections of its own
+        options, (rows, total) = await asyncio.gather(dropdown_options(pool), search_portfolio(pool, search))
     context: dict[str, Any] = {
         "user": user,
         "values": parsed.values,
@@ -107,10 +105,8 @@ async def portfolio_page(request: Request, user: CurrentUser) -> Response:
         "previous_url": None,
         "next_url": None,
     }
-    if parsed.filter is None:
+    if search is None:
         return render(request, "portfolio.html", context, status_code=422)
-    search = parsed.filter
-    rows, total = await search_portfolio(pool, search)
     capped = total > COUNT_CAP
     more = len(rows) == PAGE_SIZE and (capped or search.page * PAGE_SIZE < total)
     context.update(

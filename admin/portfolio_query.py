@@ -56,6 +56,14 @@ DPD_BUCKETS: dict[str, tuple[int, int | None]] = {
     "91-180": (91, 180),
     "180+": (181, None),
 }
+# English labels of the buckets (translated in admin/translations/*.toml); the dashboard shows them too.
+DPD_LABELS: dict[str, str] = {
+    "0-30": "0-30 days",
+    "31-60": "31-60 days",
+    "61-90": "61-90 days",
+    "91-180": "91-180 days",
+    "180+": "Over 180 days",
+}
 STAGES: tuple[str, ...] = STAGE_ORDER
 STATUSES = ("open", "closed", "all")
 HOLDS = ("any", "none")

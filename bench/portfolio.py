@@ -24,6 +24,7 @@ import httpx
 
 from activities.db import create_pool
 from admin.app import Services, create_app
+from admin.portfolio_query import DPD_BUCKETS
 from admin.settings import AdminSettings
 from admin.users import create_user
 from bench.seed_portfolio import migrated_database, seed_portfolio
@@ -35,7 +36,7 @@ PASSWORD = "bench password, not a secret"
 KINDS: dict[str, list[dict[str, str]]] = {
     "no filter": [{}],
     "stage": [{"stage": s} for s in ("reminder", "deep_contact", "agency", "legal")],
-    "dpd bucket": [{"dpd": b} for b in ("0-30", "31-60", "61-90", "91-180", "180+")],
+    "dpd bucket": [{"dpd": b} for b in DPD_BUCKETS],
     "name search": [{"q": q} for q in ("smith", "王伟", "patel", "秀英", "jo", "williams")],
     "loan id": [{"q": q} for q in ("BENCH-00042", "bench-0001", "BENCH-0099999")],
     "amount range": [

