@@ -20,8 +20,7 @@ from typing import Any, get_args
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import jinja2
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ValidationError
 
@@ -38,10 +37,12 @@ from admin.web import (
     field_of,
     parse_amount,
     render,
+    require,
     services_of,
 )
 from domain import arrangements, holds
-from domain.contact_profiles import CONTACT_CHANNELS, ContactProfile
+from domain.contact_profiles import CONTACT_CHANNELS
+from domain.promise import PromiseRequest
 from starter.api import (
     CollectionClosed,
     CollectionsStarter,
@@ -49,7 +50,6 @@ from starter.api import (
     PromiseRejected,
     RequestRefused,
     UnknownLoan,
-    check_loan_id,
 )
 from starter.problems import field_problems
 from workflows import messages
@@ -114,20 +114,8 @@ CLOSE_LABELS: dict[str, str] = {
 PLAN_ROWS = 6  # instalment rows of the repayment-plan form; empty rows are ignored
 
 
-# -- what the template needs beyond the dossier's context ----------------------------------------------------
-
-
-@jinja2.pass_context
-def loan_profile(context: jinja2.runtime.Context) -> ContactProfile | None:
-    """The contact profile of the dossier's loan (which holds exist for it, e.g. Breathing Space: uk only)."""
-    status, request = context.get("status"), context.get("request")
-    if not isinstance(status, CollectionStatus) or request is None or not status.contact_profile:
-        return None
-    return services_of(request).starter.profiles.get(status.contact_profile)
-
-
+# What the forms (templates/loan_actions.html) show beside the dossier's context.
 TEMPLATES.env.globals.update(
-    loan_profile=loan_profile,
     outcome_labels=OUTCOME_LABELS,
     channel_labels=CHANNEL_LABELS,
     close_labels=CLOSE_LABELS,
@@ -156,11 +144,34 @@ async def _arrangement_update(
     await starter.arrangement(loan_id, update, request)
 
 
+async def _promise_update(starter: CollectionsStarter, loan_id: str, update: str, request: BaseModel) -> None:
+    """The promise goes through `starter.promise` (PromiseRejected: the workflow's reason)."""
+    await starter.promise(loan_id, **request.model_dump())
+
+
+REASON_FIELD = re.compile(r"^[A-Za-z_]\w*(\[\d+\])?(\.[A-Za-z_]\w*)*$")
+
+
+def _split_reason(reason: str) -> tuple[str, str]:
+    """('days', 'a hardship hold already runs until ...') from the workflow's 'days: a hardship hold ...';
+    ('', reason) when it names no field."""
+    head, sep, rest = reason.partition(":")
+    if sep and REASON_FIELD.match(head.strip()) and rest.strip():
+        return head.strip(), rest.strip()
+    return "", reason
+
+
+def _whole_reason(reason: str) -> tuple[str, str]:
+    """The field the reason names, and the reason whole ('amount_minor: ...'): the promise form's way."""
+    return field_of(reason), reason
+
+
 @dataclass(frozen=True)
 class Action:
     """One form of the dossier and the workflow update it sends."""
 
-    key: str  # prefix of its inputs, ids and error keys (no '_')
+    key: str  # its error key for the whole form ('<key>_form') and, by default, prefix of its inputs (no '_')
+    path: str  # POST /loans/{loan_id}/<path>
     update: str  # the workflow's update name (workflows.messages)
     model: type[BaseModel]  # the update's request model
     notice: str  # key of NOTICES shown after success
@@ -171,14 +182,24 @@ class Action:
     send: Send = _collector_update
     # A request field path (e.g. 'instalments[1].due_date') -> form input, for forms with repeated rows.
     locate: Callable[[str, Get], str | None] | None = None
+    prefix: str | None = None  # of its inputs' names and their error keys; None: '<key>_'
+    # A workflow reason -> (the request field it names, the message shown next to that field's input).
+    refusal: Callable[[str], tuple[str, str]] = _split_reason
+    # On success: the outcome the collector's claimed call, visit and follow-up tasks on the loan end with.
+    finishes: Callable[[Get], str] | None = None
+
+    @property
+    def input_prefix(self) -> str:
+        return f"{self.key}_" if self.prefix is None else self.prefix
 
     def error_key(self, request_field: str, get: Get) -> str:
         located = self.locate(request_field, get) if self.locate else None
         if located:
-            return f"{self.key}_{located}"
+            return f"{self.input_prefix}{located}"
         head = request_field.split(".")[0].split("[")[0]
         known = {"note": "note", **self.inputs}
-        return f"{self.key}_{known.get(head) or known.get(request_field) or 'form'}"
+        name = known.get(head) or known.get(request_field)
+        return f"{self.input_prefix}{name}" if name else f"{self.key}_form"
 
 
 def _borrower_zone(status: CollectionStatus) -> ZoneInfo:
@@ -297,16 +318,17 @@ def _reason(get: Get, status: CollectionStatus) -> dict[str, Any]:
     return {"reason": get("reason")}
 
 
-REASON_FIELD = re.compile(r"^[A-Za-z_]\w*(\[\d+\])?(\.[A-Za-z_]\w*)*$")
-
-
-def _split_reason(reason: str) -> tuple[str, str]:
-    """('days', 'a hardship hold already runs until ...') from the workflow's 'days: a hardship hold ...';
-    ('', reason) when it names no field."""
-    head, sep, rest = reason.partition(":")
-    if sep and REASON_FIELD.match(head.strip()) and rest.strip():
-        return head.strip(), rest.strip()
-    return "", reason
+async def _finish_my_tasks(request: Request, loan_id: str, user: User, outcome: str) -> None:
+    """The call, visit or follow-up tasks this collector claimed on the loan are done: the outcome (or the
+    promise, or the plan) was recorded, so they leave the work queue."""
+    await services_of(request).pool.execute(
+        "UPDATE collector_tasks SET status = 'done', outcome = $3 "
+        "WHERE loan_id = $1 AND assignee = $2 AND status = 'in_progress' "
+        "AND kind IN ('call', 'visit', 'promise_follow_up')",
+        loan_id,
+        user.username,
+        outcome[:100],
+    )
 
 
 async def _perform(request: Request, loan_id: str, user: User, action: Action) -> Response:
@@ -314,12 +336,12 @@ async def _perform(request: Request, loan_id: str, user: User, action: Action) -
     values = {key: value for key, value in form.items() if isinstance(value, str) and key != CSRF_FIELD}
 
     def get(name: str) -> str:
-        return values.get(f"{action.key}_{name}", "").strip()
+        return values.get(f"{action.input_prefix}{name}", "").strip()
 
     starter = services_of(request).starter
+    status: CollectionStatus | None = None  # the page shown on a rejection reuses it
     try:
-        check_loan_id(loan_id)
-        status = await starter.status(loan_id)
+        status = await starter.status(loan_id)  # InvalidRequest for an impossible loan id
         data = {action.actor: user.username, **action.build(get, status)}
         if "note" in action.model.model_fields:
             data.setdefault("note", get("note"))
@@ -334,27 +356,72 @@ async def _perform(request: Request, loan_id: str, user: User, action: Action) -
         errors: dict[str, str] = {}
         for problem_field, message in error.problems:
             errors.setdefault(action.error_key(problem_field, get), message)
-        return await render_dossier(request, user, loan_id, errors=errors, values=values, status_code=422)
-    except RequestRefused as error:
-        reason_field, message = _split_reason(amounts_in_money(error.reason, status.currency))
+        return await render_dossier(
+            request, user, loan_id, errors=errors, values=values, status=status, status_code=422
+        )
+    except (RequestRefused, PromiseRejected) as error:
+        assert status is not None  # refused by the workflow: its status was read
+        reason_field, message = action.refusal(amounts_in_money(error.reason, status.currency))
         errors = {action.error_key(reason_field, get): message}
-        return await render_dossier(request, user, loan_id, errors=errors, values=values, status_code=422)
+        return await render_dossier(
+            request, user, loan_id, errors=errors, values=values, status=status, status_code=422
+        )
+    if action.finishes:
+        await _finish_my_tasks(request, loan_id, user, action.finishes(get))
     return RedirectResponse(f"/loans/{quote(loan_id)}?notice={action.notice}", status_code=303)
 
 
 # -- collectors' actions -------------------------------------------------------------------------------------
 
+
+def _promise(get: Get, status: CollectionStatus) -> dict[str, Any]:
+    return _fields(
+        lambda: {"amount_minor": parse_amount(get("amount"), status.currency)},
+        lambda: {"due_date": _date(get("due_date"), "due_date")},
+    )
+
+
+# The promise form keeps its original input names (amount, due_date, note) and error keys (amount_minor,
+# due_date, note; promise_form for the whole form), and shows the workflow's reason whole.
+PROMISE = Action(
+    "promise",
+    "promise",
+    messages.PROMISE_UPDATE,
+    PromiseRequest,
+    "promised",
+    _promise,
+    {"amount_minor": "amount_minor", "due_date": "due_date"},
+    send=_promise_update,
+    prefix="",
+    refusal=_whole_reason,
+    finishes=lambda get: "promise",
+)
 OUTCOME = Action(
+    "outcome",
     "outcome",
     messages.CONTACT_OUTCOME_UPDATE,
     holds.ContactOutcome,
     "outcome",
     _outcome,
     {"channel": "channel", "outcome": "outcome", "callback_at": "callback_at", "address": "outcome"},
+    finishes=lambda get: get("outcome"),
 )
-RAISE_DISPUTE = Action("dispute", messages.RAISE_DISPUTE_UPDATE, holds.RaiseDispute, "dispute")
+PLAN = Action(
+    "plan",
+    "plan",
+    messages.REPAYMENT_PLAN_UPDATE,
+    arrangements.RepaymentPlanRequest,
+    "plan",
+    _plan,
+    {"instalments": "form"},
+    send=_arrangement_update,
+    locate=_plan_input,
+    finishes=lambda get: "repayment_plan",
+)
+RAISE_DISPUTE = Action("dispute", "dispute", messages.RAISE_DISPUTE_UPDATE, holds.RaiseDispute, "dispute")
 RESOLVE_DISPUTE = Action(
     "resolve",
+    "dispute/resolve",
     messages.RESOLVE_DISPUTE_UPDATE,
     holds.ResolveDispute,
     "dispute-resolved",
@@ -362,6 +429,7 @@ RESOLVE_DISPUTE = Action(
     {"verification_sent": "verification_sent"},
 )
 HARDSHIP = Action(
+    "hardship",
     "hardship",
     messages.HARDSHIP_HOLD_UPDATE,
     holds.HardshipHold,
@@ -371,15 +439,17 @@ HARDSHIP = Action(
 )
 BREATHING_SPACE = Action(
     "breathing",
+    "breathing-space",
     messages.BREATHING_SPACE_UPDATE,
     holds.StartBreathingSpace,
     "breathing-space",
     lambda get, status: {"reference": get("reference")},
     {"reference": "reference"},
 )
-CEASE = Action("cease", messages.CEASE_CONTACT_UPDATE, holds.CeaseContact, "cease")
+CEASE = Action("cease", "cease", messages.CEASE_CONTACT_UPDATE, holds.CeaseContact, "cease")
 OPT_OUT = Action(
     "optout",
+    "opt-out",
     messages.OPT_OUT_UPDATE,
     holds.OptOut,
     "opt-out",
@@ -388,128 +458,18 @@ OPT_OUT = Action(
 )
 
 
-PLAN = Action(
-    "plan",
-    messages.REPAYMENT_PLAN_UPDATE,
-    arrangements.RepaymentPlanRequest,
-    "plan",
-    _plan,
-    {"instalments": "form"},
-    send=_arrangement_update,
-    locate=_plan_input,
-)
-
-
-async def _finish_my_tasks(request: Request, loan_id: str, user: User, outcome: str) -> None:
-    """The call, visit or follow-up tasks this collector claimed on the loan are done: the outcome (or the
-    promise, or the plan) was recorded, so they leave the work queue."""
-    await services_of(request).pool.execute(
-        "UPDATE collector_tasks SET status = 'done', outcome = $3 "
-        "WHERE loan_id = $1 AND assignee = $2 AND status = 'in_progress' "
-        "AND kind IN ('call', 'visit', 'promise_follow_up')",
-        loan_id,
-        user.username,
-        outcome[:100],
-    )
-
-
-@router.post("/loans/{loan_id}/outcome", response_class=HTMLResponse)
-async def record_outcome(request: Request, loan_id: str, user: CurrentUser) -> Response:
-    response = await _perform(request, loan_id, user, OUTCOME)
-    if response.status_code == 303:
-        form = await request.form()  # parsed once already: starlette caches it
-        await _finish_my_tasks(request, loan_id, user, str(form.get("outcome_outcome", "outcome")))
-    return response
-
-
-@router.post("/loans/{loan_id}/dispute", response_class=HTMLResponse)
-async def raise_dispute(request: Request, loan_id: str, user: CurrentUser) -> Response:
-    return await _perform(request, loan_id, user, RAISE_DISPUTE)
-
-
-@router.post("/loans/{loan_id}/dispute/resolve", response_class=HTMLResponse)
-async def resolve_dispute(request: Request, loan_id: str, user: CurrentUser) -> Response:
-    return await _perform(request, loan_id, user, RESOLVE_DISPUTE)
-
-
-@router.post("/loans/{loan_id}/hardship", response_class=HTMLResponse)
-async def hardship_hold(request: Request, loan_id: str, user: CurrentUser) -> Response:
-    return await _perform(request, loan_id, user, HARDSHIP)
-
-
-@router.post("/loans/{loan_id}/breathing-space", response_class=HTMLResponse)
-async def breathing_space(request: Request, loan_id: str, user: CurrentUser) -> Response:
-    return await _perform(request, loan_id, user, BREATHING_SPACE)
-
-
-@router.post("/loans/{loan_id}/cease", response_class=HTMLResponse)
-async def cease_contact(request: Request, loan_id: str, user: CurrentUser) -> Response:
-    return await _perform(request, loan_id, user, CEASE)
-
-
-@router.post("/loans/{loan_id}/opt-out", response_class=HTMLResponse)
-async def opt_out(request: Request, loan_id: str, user: CurrentUser) -> Response:
-    return await _perform(request, loan_id, user, OPT_OUT)
-
-
-@router.post("/loans/{loan_id}/plan", response_class=HTMLResponse)
-async def arrange_plan(request: Request, loan_id: str, user: CurrentUser) -> Response:
-    response = await _perform(request, loan_id, user, PLAN)
-    if response.status_code == 303:
-        await _finish_my_tasks(request, loan_id, user, "repayment_plan")
-    return response
-
-
-def _promise_key(request_field: str) -> str:
-    """The promise form's inputs keep their names (amount, due_date, note); other reasons go to the form."""
-    return request_field if request_field in ("amount_minor", "due_date", "note") else "promise_form"
-
-
-@router.post("/loans/{loan_id}/promise", response_class=HTMLResponse)
-async def record_promise(request: Request, loan_id: str, user: CurrentUser) -> Response:
-    form = await checked_form(request)
-    values = {key: str(form.get(key, "")) for key in ("amount", "due_date", "note")}
-    starter = services_of(request).starter
-    try:
-        check_loan_id(loan_id)
-        status = await starter.status(loan_id)
-        problems: list[tuple[str, str]] = []
-        try:
-            amount_minor = parse_amount(values["amount"], status.currency)
-        except InvalidRequest as error:
-            problems += error.problems
-        try:
-            due_date = date.fromisoformat(values["due_date"])
-        except ValueError:
-            problems.append(("due_date", "enter a date as YYYY-MM-DD"))
-        if problems:
-            raise InvalidRequest(problems)
-        await starter.promise(
-            loan_id, amount_minor, due_date, collector=user.username, note=values["note"].strip() or None
-        )
-    except (UnknownLoan, CollectionClosed) as error:
-        return render(request, "error.html", {"user": user, "message": str(error)}, status_code=404)
-    except InvalidRequest as error:
-        errors = {_promise_key(field): message for field, message in error.problems}
-        return await render_dossier(request, user, loan_id, errors=errors, values=values, status_code=422)
-    except PromiseRejected as error:
-        errors = {_promise_key(field_of(error.reason)): amounts_in_money(error.reason, status.currency)}
-        return await render_dossier(request, user, loan_id, errors=errors, values=values, status_code=422)
-    await _finish_my_tasks(request, loan_id, user, "promise")
-    return RedirectResponse(f"/loans/{quote(loan_id)}?notice=promised", status_code=303)
-
-
 # -- supervisors' actions ------------------------------------------------------------------------------------
 
 
 def _supervisor(
-    key: str, update: str, model: type[BaseModel], notice: str, build: Build, *inputs: str
+    key: str, path: str, update: str, model: type[BaseModel], notice: str, build: Build, *inputs: str
 ) -> Action:
     fields = {"amount_minor": "amount", **{name: name for name in inputs}}
-    return Action(key, update, model, notice, build, fields, actor="approver", send=_arrangement_update)
+    return Action(key, path, update, model, notice, build, fields, actor="approver", send=_arrangement_update)
 
 
 SETTLEMENT = _supervisor(
+    "settlement",
     "settlement",
     messages.SETTLEMENT_UPDATE,
     arrangements.SettlementApproval,
@@ -518,10 +478,17 @@ SETTLEMENT = _supervisor(
     "due_date",
 )
 WAIVER = _supervisor(
-    "waiver", messages.WAIVE_INTEREST_UPDATE, arrangements.InterestWaiver, "waiver", _waiver, "reason"
+    "waiver",
+    "waiver",
+    messages.WAIVE_INTEREST_UPDATE,
+    arrangements.InterestWaiver,
+    "waiver",
+    _waiver,
+    "reason",
 )
 STAGE_HOLD = _supervisor(
     "stagehold",
+    "stage-hold",
     messages.HOLD_STAGE_UPDATE,
     arrangements.StageHold,
     "stage-hold",
@@ -531,6 +498,7 @@ STAGE_HOLD = _supervisor(
 )
 STAGE_RELEASE = _supervisor(
     "release",
+    "stage-hold/release",
     messages.RELEASE_STAGE_HOLD_UPDATE,
     arrangements.StageHoldRelease,
     "stage-release",
@@ -538,41 +506,61 @@ STAGE_RELEASE = _supervisor(
     "reason",
 )
 ESCALATE = _supervisor(
-    "escalate", messages.ESCALATE_STAGE_UPDATE, arrangements.Escalate, "escalated", _reason, "reason"
+    "escalate",
+    "escalate",
+    messages.ESCALATE_STAGE_UPDATE,
+    arrangements.Escalate,
+    "escalated",
+    _reason,
+    "reason",
 )
 RECALL = _supervisor(
-    "recall", messages.RECALL_FROM_AGENCY_UPDATE, arrangements.AgencyRecall, "recalled", _reason, "reason"
+    "recall",
+    "recall",
+    messages.RECALL_FROM_AGENCY_UPDATE,
+    arrangements.AgencyRecall,
+    "recalled",
+    _reason,
+    "reason",
+)
+
+ACTIONS = (
+    PROMISE,
+    OUTCOME,
+    PLAN,
+    RAISE_DISPUTE,
+    RESOLVE_DISPUTE,
+    HARDSHIP,
+    BREATHING_SPACE,
+    CEASE,
+    OPT_OUT,
+    SETTLEMENT,
+    WAIVER,
+    STAGE_HOLD,
+    STAGE_RELEASE,
+    ESCALATE,
+    RECALL,
 )
 
 
-@router.post("/loans/{loan_id}/settlement", response_class=HTMLResponse)
-async def approve_settlement(request: Request, loan_id: str, user: Supervisor) -> Response:
-    return await _perform(request, loan_id, user, SETTLEMENT)
+def _route(action: Action) -> None:
+    """POST /loans/{loan_id}/<path>: for any logged-in user, or for supervisors when a supervisor approves."""
+
+    async def perform(request: Request, loan_id: str, user: CurrentUser) -> Response:
+        return await _perform(request, loan_id, user, action)
+
+    router.add_api_route(
+        f"/loans/{{loan_id}}/{action.path}",
+        perform,
+        methods=["POST"],
+        response_class=HTMLResponse,
+        name=f"action_{action.key}",
+        dependencies=[Depends(require("supervisor"))] if action.actor == "approver" else None,
+    )
 
 
-@router.post("/loans/{loan_id}/waiver", response_class=HTMLResponse)
-async def waive_interest(request: Request, loan_id: str, user: Supervisor) -> Response:
-    return await _perform(request, loan_id, user, WAIVER)
-
-
-@router.post("/loans/{loan_id}/stage-hold", response_class=HTMLResponse)
-async def hold_stage(request: Request, loan_id: str, user: Supervisor) -> Response:
-    return await _perform(request, loan_id, user, STAGE_HOLD)
-
-
-@router.post("/loans/{loan_id}/stage-hold/release", response_class=HTMLResponse)
-async def release_stage_hold(request: Request, loan_id: str, user: Supervisor) -> Response:
-    return await _perform(request, loan_id, user, STAGE_RELEASE)
-
-
-@router.post("/loans/{loan_id}/escalate", response_class=HTMLResponse)
-async def escalate_stage(request: Request, loan_id: str, user: Supervisor) -> Response:
-    return await _perform(request, loan_id, user, ESCALATE)
-
-
-@router.post("/loans/{loan_id}/recall", response_class=HTMLResponse)
-async def recall_from_agency(request: Request, loan_id: str, user: Supervisor) -> Response:
-    return await _perform(request, loan_id, user, RECALL)
+for _action in ACTIONS:
+    _route(_action)
 
 
 @router.post("/loans/{loan_id}/close")

@@ -220,15 +220,17 @@ async def render_dossier(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
     notice: str | None = None,
+    status: CollectionStatus | None = None,
     status_code: int = 200,
 ) -> Response:
     """The dossier page; `errors` (field -> reason, 'form' for the whole page), `values` (what was typed) and
-    `notice` (English, translated when shown) are for the actions' forms."""
+    `notice` (English, translated when shown) are for the actions' forms. `status`: the loan's, when the
+    caller has just read it (an action the workflow refused: nothing changed)."""
     services = services_of(request)
     starter = services.starter
     try:
-        check_loan_id(loan_id)
-        status = await starter.status(loan_id)
+        if status is None:
+            status = await starter.status(loan_id)  # InvalidRequest for an impossible loan id
     except (InvalidRequest, UnknownLoan):
         _ = translator(user.locale)
         message = _("No collection for loan {loan_id}.", loan_id=loan_id)
@@ -250,6 +252,8 @@ async def render_dossier(
         "contact_points": contact_points(loan, status.contact),
         "preferred_hours": _hours(status.contact.preferred_hours if status.contact else None),
         "holds": holds_in_force(status),
+        # Which holds the actions' forms offer (Breathing Space: uk only).
+        "profile": starter.profiles.get(status.contact_profile) if status.contact_profile else None,
         "payments": [row for row in timeline if row.kind == "payment"],
         "promises": promises_with_fate(status, timeline),
         "timeline": timeline,
