@@ -107,8 +107,7 @@ async def optional_user(request: Request) -> User | None:
 
 
 async def current_user(request: Request) -> User:
-    user_id = request.session.get("uid")
-    user = await get_user(services_of(request).pool, user_id) if isinstance(user_id, int) else None
+    user = await optional_user(request)
     if user is None:
         request.session.pop("uid", None)
         raise LoginRequired
@@ -126,7 +125,6 @@ def require(role: Role) -> Callable[[Request, User], Awaitable[User]]:
 
 CurrentUser = Annotated[User, Depends(current_user)]
 Supervisor = Annotated[User, Depends(require("supervisor"))]
-Admin = Annotated[User, Depends(require("admin"))]
 
 
 def locale_of(request: Request, user: User | None) -> str:

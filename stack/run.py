@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import psutil
@@ -39,6 +39,9 @@ from stack.embedded import (
 from stack.logs import configure_logging, get_logger
 from stack.settings import ROOT, Settings
 from stack.worker_runtime import install_metrics_runtime, run_worker
+
+if TYPE_CHECKING:
+    from starter.api import CollectionsStarter
 
 log = get_logger("overdue.stack")
 
@@ -108,18 +111,26 @@ def describe_demo_result(counts: dict[str, int], failed: int = 0) -> str:
     return ", ".join(parts)
 
 
-async def _load_demo(settings: StackSettings, client: Any) -> str:
-    from demo.portfolio import load_demo
+def _starter(settings: StackSettings, client: Any) -> CollectionsStarter:
+    """How `make run` starts loans and acts on them (demo portfolio, admin UI): the configured strategy and
+    demo time scale."""
     from domain.strategy import load_strategy
-    from starter.api import CollectionsStarter, StartFailed, summarize
+    from starter.api import CollectionsStarter
 
-    starter = CollectionsStarter(
+    return CollectionsStarter(
         client,
         task_queue=settings.task_queue,
         strategy=load_strategy(settings.strategy_file),
         demo_day_seconds=settings.demo_day_seconds,
         settings=settings,
     )
+
+
+async def _load_demo(settings: StackSettings, client: Any) -> str:
+    from demo.portfolio import load_demo
+    from starter.api import StartFailed, summarize
+
+    starter = _starter(settings, client)
     try:
         counts = await load_demo(starter, settings.demo_loans, settings.demo_seed, date.today())
     except StartFailed as error:
@@ -205,20 +216,11 @@ async def _start_admin_ui(
     cleanups: list[tuple[str, Callable[[], Awaitable[Any]]]],
 ) -> list[str]:
     """Serve the admin UI; the banner lines that say where, and who can log in."""
-    from domain.strategy import load_strategy
     from stack.admin_ui import AdminUI, ensure_demo_users
-    from starter.api import CollectionsStarter
 
     if not settings.admin_ui:
         return [" Admin UI          off (OVERDUE_ADMIN_UI=false)"]
-    strategy = load_strategy(settings.strategy_file)
-    starter = CollectionsStarter(
-        client,
-        task_queue=settings.task_queue,
-        strategy=strategy,
-        demo_day_seconds=settings.demo_day_seconds,
-        settings=settings,
-    )
+    starter = _starter(settings, client)
     ui = await AdminUI.start(pool, starter, settings.state_dir, temporal.ui_url)
     cleanups.append(("admin UI", ui.stop))
     lines = [f" Admin UI          {ui.url}/"]
@@ -227,7 +229,7 @@ async def _start_admin_ui(
             "                   users: python -m admin.users create NAME --role collector (no demo users)"
         )
         return lines
-    segments = ["standard", *(segment.name for segment in strategy.segments)]
+    segments = ["standard", *(segment.name for segment in starter.strategy.segments)]
     for user in await ensure_demo_users(pool, settings.state_dir, segments):
         lines.append(
             f"                   {user.role:<10} {user.username} / {user.password}   ({user.locale})"
