@@ -23,6 +23,7 @@ from domain.loan import Instalment, PositiveMinorUnits
 from domain.promise import promise_deadline
 from domain.schedule import Occurrence, next_stage_first
 from domain.strategy import PromiseRules, Stage, stage_rank
+from domain.text import CleanLine, CleanText, Identifier
 
 MIN_PLAN_INSTALMENTS = 2
 MAX_PLAN_INSTALMENTS = 12
@@ -38,11 +39,11 @@ class _Request(BaseModel):
 
 
 class SupervisorRequest(_Request):
-    approver: str = Field(min_length=1, max_length=64, description="the supervisor's username")
+    approver: Identifier = Field(min_length=1, max_length=64, description="the supervisor's username")
 
 
 class _Reasoned(SupervisorRequest):
-    reason: str = Field(min_length=1, max_length=500, description="why (shown in the loan's timeline)")
+    reason: CleanLine = Field(min_length=1, max_length=500, description="why (shown in the loan's timeline)")
 
 
 class PlanInstalmentRequest(_Request):
@@ -53,11 +54,11 @@ class PlanInstalmentRequest(_Request):
 class RepaymentPlanRequest(_Request):
     """A collector agrees a schedule of instalments with the borrower (2 to 12, over at most 12 months)."""
 
-    collector: str = Field(min_length=1, max_length=64)
+    collector: Identifier = Field(min_length=1, max_length=64)
     instalments: list[PlanInstalmentRequest] = Field(
         min_length=MIN_PLAN_INSTALMENTS, max_length=MAX_PLAN_INSTALMENTS
     )
-    note: str | None = Field(default=None, max_length=500)
+    note: CleanText | None = Field(default=None, max_length=500)
 
 
 class SettlementApproval(SupervisorRequest):
@@ -65,7 +66,7 @@ class SettlementApproval(SupervisorRequest):
 
     amount_minor: PositiveMinorUnits
     due_date: date = Field(description="borrower-local date, within 60 days")
-    note: str | None = Field(default=None, max_length=500)
+    note: CleanText | None = Field(default=None, max_length=500)
 
 
 class InterestWaiver(_Reasoned):

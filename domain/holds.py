@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.contact_profiles import ContactProfile
 from domain.contact_rules import ContactAttempt, ContactChannel, ContactState
+from domain.text import CleanLine, CleanText, Identifier
 
 MAX_HARDSHIP_DAYS = 180
 
@@ -25,8 +26,8 @@ class HoldRejected(ValueError):
 class CollectorRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    collector: str = Field(min_length=1, max_length=64)
-    note: str | None = Field(default=None, max_length=500)
+    collector: Identifier = Field(min_length=1, max_length=64)
+    note: CleanText | None = Field(default=None, max_length=500)
 
 
 class RaiseDispute(CollectorRequest):
@@ -42,7 +43,9 @@ class HardshipHold(CollectorRequest):
 
 
 class StartBreathingSpace(CollectorRequest):
-    reference: str | None = Field(default=None, max_length=64, description="Debt Respite Scheme reference")
+    reference: Identifier | None = Field(
+        default=None, max_length=64, description="Debt Respite Scheme reference"
+    )
 
 
 class CeaseContact(CollectorRequest):
@@ -51,7 +54,7 @@ class CeaseContact(CollectorRequest):
 
 class OptOut(CollectorRequest):
     channel: ContactChannel | None = None
-    address: str | None = Field(default=None, max_length=254)
+    address: CleanLine | None = Field(default=None, max_length=254)
 
     @model_validator(mode="after")
     def _one_target(self) -> OptOut:
@@ -89,7 +92,9 @@ CallOutcomeKind = Literal[
 class ContactOutcome(CollectorRequest):
     channel: Literal["call", "visit"] = "call"
     outcome: CallOutcomeKind
-    address: str | None = Field(default=None, max_length=254, description="number called; default the loan's")
+    address: CleanLine | None = Field(
+        default=None, max_length=254, description="number called; default the loan's"
+    )
     callback_at: datetime | None = None
 
     @model_validator(mode="after")

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from domain.text import E164, EMAIL, CleanName, CleanText, Identifier
 
 # ISO-4217 codes the product formats and collects in. A code outside this list is far more likely a typo
 # ("RMB", "CNH") than a real currency we support, so it is rejected rather than passed through.
@@ -28,12 +31,88 @@ LoanId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9
 Locale = Literal["zh-CN", "en"]
 Jurisdiction = Literal["cn", "us", "uk"]
 RiskGrade = Literal["A", "B", "C", "D", "E"]
-MinorUnits = Annotated[int, Field(ge=0, le=10**15)]
-PositiveMinorUnits = Annotated[int, Field(gt=0, le=10**15)]
+MAX_MINOR_UNITS = 10**15
+MINOR_UNITS_HINT = "must be a whole number of minor units (e.g. 123450 for 1,234.50)"
+# ASCII digits only: int() and Decimal() also take full-width or Arabic-Indic digits, "1_000" and "1e3", none
+# of which a servicing file or an operator means as an amount. The sign is allowed so that "-5" is reported as
+# out of range rather than as not a number.
+_PLAIN_INTEGER = re.compile(r"-?[0-9]+")
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]*)?|-?\.[0-9]+")
+_MAX_DIGITS = len(str(MAX_MINOR_UNITS))
 
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-# Deliberately simple: one @, a dot in the domain, no spaces. Deliverability is the channel's problem.
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+def parse_minor_units(value: object) -> object:
+    """An amount as typed or read from a file: an int, or a string of ASCII digits, as an int.
+
+    Floats (1000.0, 1e3), booleans, "1_000", "１２３" and numbers of more than 16 digits are refused with a
+    ValueError whose message names the fix; the range (0 or 1 up to 10**15) is the field's own check. Other
+    types pass through so the field reports them as it always did.
+    """
+    if isinstance(value, bool) or isinstance(value, float | Decimal):
+        raise ValueError(f"{MINOR_UNITS_HINT}, got {value!r}")
+    if isinstance(value, int):
+        if abs(value) > MAX_MINOR_UNITS * 10:  # far out of range: never format thousands of digits
+            raise ValueError(f"must be at most {MAX_MINOR_UNITS} (got a number of {_digits(value)} digits)")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if not _PLAIN_INTEGER.fullmatch(text):
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise ValueError(f"{MINOR_UNITS_HINT}, got {shown!r}")
+        if len(text.lstrip("-").lstrip("0")) > _MAX_DIGITS:
+            raise ValueError(f"must be at most {MAX_MINOR_UNITS} (got a number of {len(text)} digits)")
+        return int(text)
+    return value
+
+
+def _digits(value: int) -> int:
+    return len(str(abs(value))) if abs(value).bit_length() < 10_000 else abs(value).bit_length() * 3 // 10
+
+
+def parse_major_units(text: str, currency: str) -> int:
+    """A form amount in major units ('1,234.50', '500') as integer minor units of `currency`.
+
+    ASCII digits, an optional '.' with at most the currency's decimals, and ',' as a thousands separator;
+    anything else (exponents, full-width digits, more than 16 digits) raises ValueError with the reason.
+    """
+    decimals = CURRENCIES.get(currency, 2)
+    cleaned = text.strip().replace(",", "")
+    if not _PLAIN_DECIMAL.fullmatch(cleaned):
+        raise ValueError("enter an amount like 500.00 (digits, an optional '.' and cents)")
+    whole, _, fraction = cleaned.partition(".")
+    if len(fraction) > decimals:
+        places = f"at most {decimals} decimal places" if decimals else "no decimal places"
+        raise ValueError(f"{places} for {currency}")
+    if len(whole.lstrip("-").lstrip("0")) + decimals > _MAX_DIGITS:
+        raise ValueError(f"too large: at most {format_money(MAX_MINOR_UNITS, currency)}")
+    sign = -1 if whole.startswith("-") else 1
+    minor = int(whole.lstrip("-") or "0") * 10**decimals + int(fraction.ljust(decimals, "0") or "0")
+    return sign * minor
+
+
+def check_overdue_since(value: date, today: date, max_years: int) -> date:
+    """`overdue_since` as servicing may send it: not after `today` (borrower-local) and at most `max_years`
+    back. A date in 1900 is a data error, and would be written off within seconds of starting."""
+    if value > today:
+        raise ValueError(f"{value} is in the future (today is {today} in the borrower's timezone)")
+    earliest = _years_before(today, max_years)
+    if value < earliest:
+        raise ValueError(
+            f"{value} is more than {max_years} years ago (earliest accepted {earliest}); "
+            "check the date, or raise OVERDUE_MAX_OVERDUE_YEARS"
+        )
+    return value
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February, in a year without one
+        return day.replace(year=day.year - years, day=28)
+
+
+MinorUnits = Annotated[int, BeforeValidator(parse_minor_units), Field(ge=0, le=MAX_MINOR_UNITS)]
+PositiveMinorUnits = Annotated[int, BeforeValidator(parse_minor_units), Field(gt=0, le=MAX_MINOR_UNITS)]
 
 
 class Strict(BaseModel):
@@ -63,11 +142,18 @@ def require_aware(value: datetime) -> datetime:
 
 
 class Borrower(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: CleanName = Field(min_length=1, max_length=200)
     phone: str = Field(description="E.164, e.g. +8613800138000")
     email: str | None = Field(default=None, max_length=254)
     locale: Locale = "zh-CN"
     timezone: str = "Asia/Shanghai"
+    postal_address: CleanText | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        description="where letters and field visits go, as printed on an envelope: one line or several "
+        "(newline-separated); absent: steps that need it become a task to trace the address",
+    )
 
     @field_validator("phone")
     @classmethod
@@ -154,7 +240,7 @@ class Loan(Strict):
 class Payment(Strict):
     """A payment as servicing (or an agency) reports it. Applied at most once per payment_id."""
 
-    payment_id: str = Field(min_length=1, max_length=128)
+    payment_id: Identifier = Field(min_length=1, max_length=128)
     amount_minor: PositiveMinorUnits
     currency: str
     received_at: datetime

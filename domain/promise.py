@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.calendar import start_of_local_day
 from domain.loan import PositiveMinorUnits
 from domain.strategy import PromiseRules
+from domain.text import CleanText, Identifier
 
 PromiseStatus = Literal["open", "kept", "broken", "cancelled"]
 
@@ -22,8 +23,8 @@ class PromiseRequest(BaseModel):
 
     amount_minor: PositiveMinorUnits
     due_date: date
-    collector: str = Field(min_length=1, max_length=64)
-    note: str | None = Field(default=None, max_length=500)
+    collector: Identifier = Field(min_length=1, max_length=64)
+    note: CleanText | None = Field(default=None, max_length=500)
 
 
 class PromiseToPay(BaseModel):

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from domain.loan import Instalment, Loan, format_money
+from domain.loan import (
+    Instalment,
+    Loan,
+    check_overdue_since,
+    format_money,
+    parse_major_units,
+    parse_minor_units,
+)
 from tests.domain.factories import borrower_fields, instalments, loan, loan_fields, payment
 
 
@@ -194,3 +201,116 @@ def test_format_money(amount: int, currency: str, expected: str) -> None:
 
 def test_format_money_negative_jpy_puts_the_sign_first_like_other_currencies() -> None:
     assert format_money(-1_234, "JPY") == "-JPY 1,234"
+
+
+# -- amounts as typed or read from files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["1e3", "１２３", "1_000", "12.5", "0x10", "", 1000.0, True, "٣"])
+def test_minor_units_are_plain_ascii_integers_only(value: object) -> None:
+    with pytest.raises(ValueError, match="must be a whole number of minor units"):
+        parse_minor_units(value)
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, 10**400, "12345678901234567"])
+def test_minor_units_of_thousands_of_digits_are_refused_without_formatting_them(value: object) -> None:
+    with pytest.raises(ValueError, match=r"must be at most 1000000000000000 \(got a number of \d+ digits\)"):
+        parse_minor_units(value)
+
+
+def test_minor_units_accept_ascii_digits_and_ints() -> None:
+    assert parse_minor_units(" 123450 ") == 123450
+    assert parse_minor_units(7) == 7
+    assert parse_minor_units("-5") == -5  # refused by the field's range, with the range in the message
+
+
+def test_a_loan_with_a_huge_amount_is_refused_on_the_field_not_with_an_exception() -> None:
+    where, message = rejected_loan(amount_overdue_minor="9" * 5000)
+
+    assert where == ("amount_overdue_minor",)
+    assert "must be at most 1000000000000000" in message
+
+
+def test_a_float_amount_in_a_loan_is_refused_although_it_is_whole() -> None:
+    where, message = rejected_loan(amount_overdue_minor=1e3)
+
+    assert where == ("amount_overdue_minor",) and "whole number of minor units" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "minor"),
+    [
+        ("1,234.5", "CNY", 123450),
+        ("500", "USD", 50000),
+        ("0.05", "GBP", 5),
+        ("1200", "JPY", 1200),
+        (".5", "CNY", 50),
+    ],
+)
+def test_major_units_from_a_form(text: str, currency: str, minor: int) -> None:
+    assert parse_major_units(text, currency) == minor
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "reason"),
+    [
+        ("1e3", "CNY", "enter an amount like 500.00"),
+        ("１２３", "CNY", "enter an amount like 500.00"),
+        ("NaN", "CNY", "enter an amount like 500.00"),
+        ("12.345", "CNY", "at most 2 decimal places for CNY"),
+        ("12.5", "JPY", "no decimal places for JPY"),
+        ("9" * 5000, "CNY", "too large: at most CNY 10,000,000,000,000.00"),
+    ],
+)
+def test_major_units_refuse_anything_but_plain_decimals(text: str, currency: str, reason: str) -> None:
+    with pytest.raises(ValueError) as failure:
+        parse_major_units(text, currency)
+
+    assert str(failure.value).startswith(reason)
+
+
+# -- overdue_since where loans enter -------------------------------------------------------------------------
+
+TODAY = date(2026, 12, 3)
+
+
+def test_overdue_since_in_1900_is_refused_naming_the_earliest_date() -> None:
+    with pytest.raises(ValueError) as failure:
+        check_overdue_since(date(1900, 1, 1), TODAY, 10)
+
+    assert str(failure.value).startswith(
+        "1900-01-01 is more than 10 years ago (earliest accepted 2016-12-03)"
+    )
+
+
+def test_overdue_since_in_the_future_is_refused() -> None:
+    with pytest.raises(ValueError, match="2026-12-04 is in the future"):
+        check_overdue_since(date(2026, 12, 4), TODAY, 10)
+
+
+@pytest.mark.parametrize("day", [TODAY, date(2016, 12, 3), date(2024, 2, 29)])
+def test_overdue_since_within_the_range_is_accepted(day: date) -> None:
+    assert check_overdue_since(day, TODAY, 10) == day
+
+
+def test_range_from_29_february_ends_on_28_february() -> None:
+    assert check_overdue_since(date(2023, 2, 28), date(2024, 2, 29), 1) == date(2023, 2, 28)
+    with pytest.raises(ValueError):
+        check_overdue_since(date(2023, 2, 27), date(2024, 2, 29), 1)
+
+
+# -- postal address ------------------------------------------------------------------------------------------
+
+
+def test_postal_address_is_optional_and_may_span_lines() -> None:
+    address = "Flat 2, 10 Downing Row\nLondon SW1A 2AA"
+
+    assert loan().borrower.postal_address is None
+    assert loan(borrower=borrower_fields(postal_address=address)).borrower.postal_address == address
+
+
+@pytest.mark.parametrize(("address", "fragment"), [("x" * 301, "at most 300"), ("1 Main St\x00", "U+0000")])
+def test_postal_address_too_long_or_with_a_nul_is_refused(address: str, fragment: str) -> None:
+    where, message = rejected_loan(borrower=borrower_fields(postal_address=address))
+
+    assert where == ("borrower", "postal_address") and fragment in message
