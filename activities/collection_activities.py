@@ -23,6 +23,8 @@ from activities import collector_tasks, contracts, journal, legal, messaging, re
 from activities.agency import AgencyAdapter, DatabaseAgencyAdapter
 from activities.channels import ChannelRouter
 from activities.contracts import (
+    CollectorTaskCancellation,
+    CollectorTaskCancelReceipt,
     CollectorTaskReceipt,
     CollectorTaskRequest,
     LawyerLetterReceipt,
@@ -87,6 +89,7 @@ class CollectionActivities:
         return [
             self.send_message,
             self.create_collector_task,
+            self.cancel_collector_tasks,
             self.place_with_agency,
             self.recall_from_agency,
             self.generate_lawyer_letter,
@@ -117,6 +120,7 @@ class CollectionActivities:
             template=request.template,
             status=receipt.status,
             duplicate=receipt.duplicate,
+            superseded=len(receipt.superseded),
         )
         return receipt
 
@@ -130,6 +134,18 @@ class CollectionActivities:
             kind=request.kind,
             pool=request.pool,
             duplicate=receipt.duplicate,
+        )
+        return receipt
+
+    @activity.defn(name=contracts.CANCEL_COLLECTOR_TASKS)
+    async def cancel_collector_tasks(self, request: CollectorTaskCancellation) -> CollectorTaskCancelReceipt:
+        receipt = await collector_tasks.cancel_collector_tasks(self._pool, request)
+        log.info(
+            "collector_tasks_cancelled",
+            **_context(request.loan_id),
+            reason=request.reason,
+            step_keys=request.step_keys,
+            cancelled=len(receipt.cancelled),
         )
         return receipt
 

@@ -1,12 +1,23 @@
-"""Collector work queue: calls, field visits, supervisor reviews, promise follow-ups; stored once per key."""
+"""Collector work queue: calls, field visits, supervisor reviews, promise follow-ups, address tracing.
+
+Tasks are stored once per key. When the loan no longer needs them (paid, settled, closed, stopped, on hold,
+...) the workflow cancels the open and claimed ones: they leave the queue (admin/queue.py shows only 'open'
+and 'in_progress' tasks) with the reason and the time.
+"""
 
 from __future__ import annotations
 
 import asyncpg
 
-from activities.contracts import CollectorTaskReceipt, CollectorTaskRequest
+from activities import contracts
+from activities.contracts import (
+    CollectorTaskCancellation,
+    CollectorTaskCancelReceipt,
+    CollectorTaskReceipt,
+    CollectorTaskRequest,
+)
 from activities.db import insert_once
-from activities.errors import invalid, rejected_data_is_permanent, require_same_loan
+from activities.errors import invalid, permanent, rejected_data_is_permanent, require_same_loan
 
 
 async def create_collector_task(pool: asyncpg.Pool, request: CollectorTaskRequest) -> CollectorTaskReceipt:
@@ -31,3 +42,42 @@ async def create_collector_task(pool: asyncpg.Pool, request: CollectorTaskReques
             )
     require_same_loan(row["loan_id"], request.loan_id, request.idempotency_key, "collector task")
     return CollectorTaskReceipt(task_id=str(row["id"]), duplicate=duplicate)
+
+
+async def cancel_collector_tasks(
+    pool: asyncpg.Pool, request: CollectorTaskCancellation
+) -> CollectorTaskCancelReceipt:
+    """Cancel the loan's open and in-progress tasks (of `step_keys`, or all): status 'cancelled', the reason
+    and `cancelled_at`; done and already cancelled tasks are left as they are.
+
+    Idempotent on the key: each cancelled task records the key that cancelled it, and the receipt lists every
+    task this key cancelled, so a retry after a lost answer returns the same ids (and cancels nothing new
+    that the first attempt did not see, unless a task was opened in between; it is then cancelled too).
+    """
+    async with pool.acquire() as connection, connection.transaction():
+        other_loan = await connection.fetchval(
+            "SELECT loan_id FROM collector_tasks WHERE cancel_key = $1 AND loan_id <> $2 LIMIT 1",
+            request.idempotency_key,
+            request.loan_id,
+        )
+        if other_loan is not None:
+            raise permanent(
+                contracts.IDEMPOTENCY_KEY_CONFLICT,
+                f"idempotency_key {request.idempotency_key!r} already cancelled another loan's tasks",
+            )
+        await connection.execute(
+            "UPDATE collector_tasks SET status = 'cancelled', cancel_reason = $2, cancelled_at = now(), "
+            "cancel_key = $3 "
+            "WHERE loan_id = $1 AND status IN ('open', 'in_progress') "
+            "AND ($4::text[] IS NULL OR step_key = ANY($4::text[]))",
+            request.loan_id,
+            request.reason,
+            request.idempotency_key,
+            request.step_keys,
+        )
+        rows = await connection.fetch(
+            "SELECT id FROM collector_tasks WHERE cancel_key = $1 AND loan_id = $2 ORDER BY created_at, id",
+            request.idempotency_key,
+            request.loan_id,
+        )
+    return CollectorTaskCancelReceipt(cancelled=[str(row["id"]) for row in rows])

@@ -22,6 +22,7 @@ PLACE_WITH_AGENCY = "place_with_agency"
 RECALL_FROM_AGENCY = "recall_from_agency"
 GENERATE_LAWYER_LETTER = "generate_lawyer_letter"
 REFER_TO_LITIGATION = "refer_to_litigation"
+CANCEL_COLLECTOR_TASKS = "cancel_collector_tasks"
 
 # Error types raised as non-retryable ApplicationError; the workflow decides the fallback.
 CONTACT_POINT_INVALID = "ContactPointInvalid"  # the recipient is not a valid phone / e-mail for the channel
@@ -33,6 +34,9 @@ IDEMPOTENCY_KEY_CONFLICT = "IdempotencyKeyConflict"  # the key was already used 
 LOAN_ALREADY_PLACED = "LoanAlreadyPlaced"  # the loan is with an agency under another key; recall it first
 PLACEMENT_NOT_FOUND = "PlacementNotFound"  # recall of a placement that is not this loan's
 UNKNOWN_DOCUMENT = "UnknownDocument"  # a litigation referral naming a document this loan does not have
+# The provider refused the message itself for good (HTTP 400/413/415/422 without a recipient error code, SMTP
+# 5xx at DATA): the outbox row is 'failed' with the reason; the workflow falls back to the next channel.
+MESSAGE_REJECTED = "MessageRejected"
 
 
 class _Contract(BaseModel):
@@ -53,15 +57,28 @@ class MessageRequest(_Contract):
     variables: dict[str, str] = Field(
         default_factory=dict, description="template variables, already formatted"
     )
+    supersedes: list[IdempotencyKey] = Field(
+        default_factory=list,
+        max_length=10,
+        description="keys of earlier messages of the same step that never went out: marked 'superseded' in "
+        "the outbox together with storing this one, and never sent",
+    )
 
 
 class MessageReceipt(_Contract):
     message_id: str
     channel: str
-    status: Literal["queued", "sent"]
+    status: Literal["queued", "sent", "superseded"] = Field(
+        description="superseded: a later message of the step replaced this key before it went out; not sent"
+    )
     duplicate: bool = Field(description="true when this key was already stored: nothing was sent again")
     template_version: str | None = Field(
         default=None, description="version of the template files the message was rendered from"
+    )
+    superseded: list[IdempotencyKey] = Field(
+        default_factory=list,
+        description="the keys of `supersedes` this message replaced in the outbox (the same on a retry); "
+        "keys that were sent, unknown or of another loan are not listed",
     )
 
 
@@ -69,7 +86,9 @@ class CollectorTaskRequest(_Contract):
     idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
     loan_id: str
     step_key: str
-    kind: Literal["call", "visit", "review", "promise_follow_up"]
+    kind: Literal["call", "visit", "review", "promise_follow_up", "trace_address"] = Field(
+        description="trace_address: find the borrower's postal address before a visit or registered letter"
+    )
     due_at: datetime
     priority: int = Field(ge=0, le=1000, description="higher first: DPD and balance weigh in")
     pool: str = "default"
@@ -79,6 +98,31 @@ class CollectorTaskRequest(_Contract):
 class CollectorTaskReceipt(_Contract):
     task_id: str
     duplicate: bool
+
+
+CancelReason = Literal[
+    "paid", "settled", "closed", "stopped", "hold", "litigation", "written_off", "escalated", "superseded"
+]
+
+
+class CollectorTaskCancellation(_Contract):
+    """Cancel a loan's open or claimed (in progress) collector tasks: they leave the work queue."""
+
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+    loan_id: str = Field(min_length=1, max_length=64)
+    reason: CancelReason
+    step_keys: list[str] | None = Field(
+        default=None, max_length=500, description="only the tasks of these steps; None: every open task"
+    )
+    detail: str | None = Field(
+        default=None, max_length=500, description="why, for the caller's journal; not stored or logged here"
+    )
+
+
+class CollectorTaskCancelReceipt(_Contract):
+    cancelled: list[str] = Field(
+        description="ids of the tasks this key cancelled; a retry returns the same ids again"
+    )
 
 
 class PlacementRequest(_Contract):
@@ -119,6 +163,13 @@ class RecallReceipt(_Contract):
     recalled: bool = Field(description="false when it had already been recalled")
 
 
+class ReminderSent(_Contract):
+    """A reminder that reached the borrower before the lawyer's letter, as the letter states it."""
+
+    channel: Literal["sms", "email", "push", "call", "visit", "letter"]
+    sent_on: date = Field(description="the borrower's local date")
+
+
 class LawyerLetterRequest(_Contract):
     idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
     loan_id: str
@@ -134,6 +185,14 @@ class LawyerLetterRequest(_Contract):
     respond_by: date
     product: str | None = Field(
         default=None, max_length=64, description="the loan's product (Loan.product), printed in the letter"
+    )
+    reminders: list[ReminderSent] = Field(
+        default_factory=list,
+        max_length=50,
+        description="the reminders actually sent, which the letter lists; empty: it claims none",
+    )
+    postal_address: str | None = Field(
+        default=None, description="the borrower's postal address, printed under the addressee (lines: \\n)"
     )
 
 
@@ -167,9 +226,10 @@ class LitigationReferralReceipt(_Contract):
 # The append-only collections journal a regulator can audit (activities/journal.py, migrations/0002).
 # One activity writes a batch of entries in one transaction. Each entry's `data` holds the columns of its
 # kind's table; build it from the typed models below (`JournalPayment(...).entry(...)`), which dump dates
-# and times as ISO-8601 strings. The activity validates `data` against the same models and raises a
-# non-retryable InvalidRequest naming `entries[i].data.<field>` for anything wrong. Never put names, phone
-# numbers or e-mail addresses in an entry: `address_kind` says which kind of address was used, and only
+# and times as ISO-8601 strings. The activity validates each entry against the same models; an entry that
+# cannot be written (a bad field, a NUL character, a table CHECK) goes to journal_dead_letters with the reason
+# naming the field, and the rest of the batch is written: the journal never drops an entry. Never put names,
+# phone numbers or e-mail addresses in an entry: `address_kind` says which kind of address was used, and only
 # `detail` (what a collector wrote) is free text.
 
 from typing import Annotated, ClassVar  # noqa: E402  (appended section: imports kept beside their use)
@@ -203,6 +263,10 @@ class JournalEntry(_Contract):
     data: dict[str, JournalValue] = Field(
         description="the kind's columns; dates and times as ISO-8601 strings (see the Journal* models)"
     )
+    cycle: date | None = Field(
+        default=None,
+        description="overdue_since of the collection cycle (a cured loan overdue again starts a new one)",
+    )
 
 
 class PortfolioSnapshot(_Contract):
@@ -230,6 +294,7 @@ class PortfolioSnapshot(_Contract):
     clock_collections_anchor: datetime
     clock_speed: float = Field(default=1.0, ge=1.0)
     as_of: datetime = Field(description="collections time of the snapshot; an older one never replaces it")
+    cycle: date | None = Field(default=None, description="overdue_since of the collection cycle")
 
 
 class JournalBatch(_Contract):
@@ -242,6 +307,11 @@ class JournalBatch(_Contract):
 class JournalReceipt(_Contract):
     written: int
     duplicates: int = Field(description="entries whose idempotency key was already stored: not written again")
+    dead_lettered: int = Field(
+        default=0,
+        description="entries that could not be written, kept in journal_dead_letters with the reason "
+        "(on a retry of the batch the same entries again; the table holds each once)",
+    )
 
 
 class _JournalData(_Contract):
@@ -264,7 +334,13 @@ class _JournalData(_Contract):
         return value
 
     def entry(
-        self, *, idempotency_key: str, loan_id: str, jurisdiction: Jurisdiction, at: datetime
+        self,
+        *,
+        idempotency_key: str,
+        loan_id: str,
+        jurisdiction: Jurisdiction,
+        at: datetime,
+        cycle: date | None = None,
     ) -> JournalEntry:
         return JournalEntry(
             kind=self.KIND,
@@ -273,6 +349,7 @@ class _JournalData(_Contract):
             jurisdiction=jurisdiction,
             at=at,
             data=self.model_dump(mode="json"),
+            cycle=cycle,
         )
 
 

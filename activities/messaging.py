@@ -3,7 +3,10 @@
 Every message is written to the `messages` outbox first (status 'queued'), keyed by its idempotency key, so
 the record of what was sent to whom survives and a retried activity never sends twice. With a
 `ChannelAdapter` (an SMS gateway, an e-mail provider) the activity delivers at once and marks the row
-'sent'; without one, messages stay queued for a dispatcher that reads the outbox.
+'sent'; without one, messages stay queued for a dispatcher that reads the outbox. A provider's refusal for
+good (CONTACT_POINT_INVALID, MESSAGE_REJECTED) marks the row 'failed' with the reason; earlier messages of
+the same step named in `supersedes` that never went out are marked 'superseded' in the same transaction as
+the new row is stored, and are never sent (a later send under such a key returns status 'superseded').
 
 Templates are Jinja2 files (activities/templates, see activities/templating.py); the row and the receipt
 record the template version each message was rendered from.
@@ -12,7 +15,7 @@ record the template version each message was rendered from.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,7 @@ from temporalio.exceptions import ApplicationError
 from activities import contracts
 from activities.contracts import MessageReceipt, MessageRequest
 from activities.db import insert_once
-from activities.errors import permanent, rejected_data_is_permanent, require_same_loan
+from activities.errors import invalid, permanent, rejected_data_is_permanent, require_same_loan
 from activities.templating import TEMPLATE_VARIABLES as TEMPLATE_VARIABLES  # re-exported
 from activities.templating import (
     TEMPLATES_DIR,
@@ -83,10 +86,11 @@ class RenderedMessage:
 @dataclass(frozen=True)
 class StoredMessage:
     message_id: str
-    status: Literal["queued", "sent"]
+    status: Literal["queued", "sent", "superseded"]  # 'failed' reads as 'queued': a new attempt may deliver
     duplicate: bool
     provider_id: str | None = None  # set once 'sent': a retry returns it without delivering again
     template_version: str | None = None  # as stored by the first attempt
+    superseded: tuple[str, ...] = ()  # keys of the earlier messages this one replaced
 
 
 class ChannelAdapter(Protocol):
@@ -188,8 +192,10 @@ class OutboxAdapter:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def store(self, message: RenderedMessage) -> StoredMessage:
-        async with self._pool.acquire() as connection:
+    async def store(self, message: RenderedMessage, supersedes: Sequence[str] = ()) -> StoredMessage:
+        """Store the message once; mark the queued messages of `supersedes` (same loan) superseded by it, in
+        the same transaction, so no dispatcher or retry can send them once this one exists."""
+        async with self._pool.acquire() as connection, connection.transaction():
             with rejected_data_is_permanent("message"):
                 row, duplicate = await insert_once(
                     connection,
@@ -208,21 +214,50 @@ class OutboxAdapter:
                         "status": "queued",
                     },
                 )
-        require_same_loan(row["loan_id"], message.loan_id, message.idempotency_key, "message")
-        status: Literal["queued", "sent"] = "sent" if row["status"] == "sent" else "queued"
+            require_same_loan(row["loan_id"], message.loan_id, message.idempotency_key, "message")
+            superseded: list[str] = []
+            if supersedes:
+                await connection.execute(
+                    "UPDATE messages SET status = 'superseded', superseded_by = $3 "
+                    "WHERE idempotency_key = ANY($1::text[]) AND loan_id = $2 AND status = 'queued'",
+                    list(supersedes),
+                    message.loan_id,
+                    message.idempotency_key,
+                )
+                # Those this key replaced, now or on an earlier attempt: the same list on every retry.
+                superseded = [
+                    r["idempotency_key"]
+                    for r in await connection.fetch(
+                        "SELECT idempotency_key FROM messages WHERE superseded_by = $1 AND loan_id = $2 "
+                        "AND idempotency_key = ANY($3::text[]) ORDER BY created_at, idempotency_key",
+                        message.idempotency_key,
+                        message.loan_id,
+                        list(supersedes),
+                    )
+                ]
+        status: Literal["queued", "sent", "superseded"] = (
+            row["status"] if row["status"] in ("sent", "superseded") else "queued"
+        )
         return StoredMessage(
             message_id=str(row["id"]),
             status=status,
             duplicate=duplicate,
             provider_id=row["provider_id"],
             template_version=row["template_version"],
+            superseded=tuple(superseded),
         )
 
-    async def mark_failed(self, message_id: str) -> None:
-        """The provider refused the message for good: the outbox must not show it 'queued' forever."""
+    async def mark_failed(self, message_id: str, reason: str | None = None) -> None:
+        """The provider refused the message for good: the outbox must not show it 'queued' forever.
+
+        `reason` is the error's type and message, which name the channel and the provider's status or code,
+        never the recipient or the text (activities/channels/errors.py)."""
         async with self._pool.acquire() as connection:
             await connection.execute(
-                "UPDATE messages SET status = 'failed' WHERE id = $1::uuid AND status = 'queued'", message_id
+                "UPDATE messages SET status = 'failed', failure_reason = $2 "
+                "WHERE id = $1::uuid AND status = 'queued'",
+                message_id,
+                reason[:500] if reason is not None else None,
             )
 
     async def mark_sent(self, message_id: str, provider_id: str) -> None:
@@ -243,30 +278,35 @@ async def send_message(
     channel: ChannelAdapter | None = None,
     pay_url: str = DEFAULT_PAY_URL,
 ) -> MessageReceipt:
-    """Render, record once, and deliver through `channel` if there is one and it has not delivered yet."""
+    """Render, record once (superseding `request.supersedes`), and deliver through `channel` if there is one
+    and it has not delivered yet. A message already superseded by a later one is never delivered."""
+    if request.idempotency_key in request.supersedes:
+        raise invalid("supersedes: a message cannot supersede itself")
     message = catalogue.render(request, pay_url=pay_url)
-    stored = await outbox.store(message)
-    if channel is None or stored.status == "sent":
-        return MessageReceipt(
-            message_id=stored.message_id,
-            channel=request.channel,
-            status=stored.status,
-            duplicate=stored.duplicate,
-            template_version=stored.template_version,
-        )
+    stored = await outbox.store(message, request.supersedes)
+    if channel is None or stored.status in ("sent", "superseded"):
+        return _receipt(request, stored, stored.status)
     # A queued duplicate means an earlier attempt stored it but may have died before or during delivery:
     # deliver again under the same idempotency key and let the provider drop the repeat.
     try:
         provider_id = await channel.deliver(message)
     except ApplicationError as error:
+        # Only a refusal for good leaves 'queued': an outage stays queued so a retry delivers it once.
         if error.non_retryable:
-            await outbox.mark_failed(stored.message_id)
+            await outbox.mark_failed(stored.message_id, f"{error.type}: {error.message}")
         raise
     await outbox.mark_sent(stored.message_id, provider_id)
+    return _receipt(request, stored, "sent")
+
+
+def _receipt(
+    request: MessageRequest, stored: StoredMessage, status: Literal["queued", "sent", "superseded"]
+) -> MessageReceipt:
     return MessageReceipt(
         message_id=stored.message_id,
         channel=request.channel,
-        status="sent",
+        status=status,
         duplicate=stored.duplicate,
         template_version=stored.template_version,
+        superseded=list(stored.superseded),
     )

@@ -20,8 +20,9 @@ from temporalio.exceptions import ApplicationError
 from activities import contracts
 from activities.errors import permanent
 
-# The provider refused the message itself (content, size, a field it does not accept): non-retryable.
-MESSAGE_REJECTED = "MessageRejected"
+# The provider refused the message itself (content, size, a field it does not accept): non-retryable. The
+# workflow matches on the contract's name, so this is the same string.
+MESSAGE_REJECTED = contracts.MESSAGE_REJECTED
 # The provider could not be reached or asked us to come back later (timeouts, 429, 5xx, SMTP 4xx): retryable.
 PROVIDER_UNAVAILABLE = "ChannelProviderUnavailable"
 # The provider refused our credentials or the endpoint is wrong: retryable, so fixing the setting is enough.

@@ -8,7 +8,6 @@ import asyncpg
 import pytest
 from temporalio import activity
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError
 
 from activities import contracts
 from activities.collection_activities import CollectionActivities
@@ -151,72 +150,92 @@ async def test_same_key_twice_stores_one_row_and_counts_a_duplicate(
     assert await _count(db_pool, loan_id) == 2
 
 
-async def test_a_key_of_another_loan_is_a_conflict(journal: Journal, loan_id: str) -> None:
+async def _dead_letters(pool: asyncpg.Pool, loan_id: str) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT * FROM journal_dead_letters WHERE loan_id LIKE $1 || '%' ORDER BY id", loan_id
+    )
+
+
+async def test_a_key_of_another_loan_is_dead_lettered_not_written(
+    journal: Journal, db_pool: asyncpg.Pool, loan_id: str
+) -> None:
     key = f"{loan_id}:shared"
     await journal.record(JournalBatch(entries=[_entry(loan_id, key=key)]))
 
-    with pytest.raises(ApplicationError) as error:
-        await journal.record(JournalBatch(entries=[_entry(f"{loan_id}-other", key=key)]))
+    receipt = await journal.record(JournalBatch(entries=[_entry(f"{loan_id}-other", key=key)]))
 
-    assert (error.value.type, error.value.non_retryable) == (contracts.IDEMPOTENCY_KEY_CONFLICT, True)
-    assert "entries[0].idempotency_key" in str(error.value)
+    assert (receipt.written, receipt.duplicates, receipt.dead_lettered) == (0, 0, 1)
+    [letter] = await _dead_letters(db_pool, f"{loan_id}-other")
+    assert letter["idempotency_key"] == key
+    assert "idempotency_key: already used by another loan" in letter["reason"]
+    assert await _count(db_pool, f"{loan_id}-other") == 0
 
 
-async def test_one_bad_entry_rejects_the_batch_and_names_index_and_field(
+async def test_one_bad_entry_is_kept_apart_and_the_rest_of_the_batch_is_written(
     journal: Journal, db_pool: asyncpg.Pool, loan_id: str
 ) -> None:
     good = _entry(loan_id, "promise")
     bad = _entry(loan_id, "payment")
     bad = bad.model_copy(update={"data": {**bad.data, "amount_minor": "lots"}})
 
-    with pytest.raises(ApplicationError) as error:
-        await journal.record(JournalBatch(entries=[good, _entry(loan_id, "hold"), bad]))
+    receipt = await journal.record(JournalBatch(entries=[good, _entry(loan_id, "hold"), bad]))
 
-    assert (error.value.type, error.value.non_retryable) == (contracts.INVALID_REQUEST, True)
-    assert "entries[2].data.amount_minor" in str(error.value)
-    assert await _count(db_pool, loan_id) == 0
+    assert (receipt.written, receipt.duplicates, receipt.dead_lettered) == (2, 0, 1)
+    assert await _count(db_pool, loan_id) == 2
+    [letter] = await _dead_letters(db_pool, loan_id)
+    assert (letter["idempotency_key"], letter["kind"]) == (bad.idempotency_key, "payment")
+    assert "data.amount_minor" in letter["reason"] and "lots" not in letter["reason"]
 
 
 @pytest.mark.parametrize(
     ("kind", "change", "field"),
     [
-        ("hold", {"hold": "dispute"}, "entries[0].data.hold"),  # unknown column
-        ("contact_attempt", {"channel": None}, "entries[0].data.channel"),
-        ("contact_attempt", {"address_kind": "pager"}, "entries[0].data.address_kind"),
-        ("contact_attempt", {"content_ref": "+8613800138000"}, "entries[0].data.content_ref"),  # a phone
-        ("collector_action", {"outcome": "li.lei@example.com"}, "entries[0].data.outcome"),  # an e-mail
-        ("payment", {"currency": "RMB"}, "entries[0].data.currency"),
-        ("payment", {"applied": 1}, "entries[0].data.applied"),
-        ("payment", {"received_at": "2026-03-02T09:00:00"}, "entries[0].data.received_at"),  # no offset
-        ("promise", {"due_date": "next week"}, "entries[0].data.due_date"),
-        ("stage_transition", {"dpd": -1}, "entries[0].data.dpd"),
+        ("hold", {"hold": "dispute"}, "data.hold"),  # unknown column
+        ("contact_attempt", {"channel": None}, "data.channel"),
+        ("contact_attempt", {"address_kind": "pager"}, "data.address_kind"),
+        ("contact_attempt", {"content_ref": "+8613800138000"}, "data.content_ref"),  # a phone
+        ("collector_action", {"outcome": "li.lei@example.com"}, "data.outcome"),  # an e-mail
+        ("payment", {"currency": "RMB"}, "data.currency"),
+        ("payment", {"applied": 1}, "data.applied"),
+        ("payment", {"received_at": "2026-03-02T09:00:00"}, "data.received_at"),  # no offset
+        ("promise", {"due_date": "next week"}, "data.due_date"),
+        ("stage_transition", {"dpd": -1}, "data.dpd"),
     ],
 )
-async def test_bad_fields_are_invalid_requests(
-    journal: Journal, loan_id: str, kind: JournalKind, change: dict[str, Any], field: str
+async def test_bad_fields_are_dead_lettered_with_the_field_named(
+    journal: Journal,
+    db_pool: asyncpg.Pool,
+    loan_id: str,
+    kind: JournalKind,
+    change: dict[str, Any],
+    field: str,
 ) -> None:
     entry = _entry(loan_id, kind)
     entry = entry.model_copy(update={"data": {**entry.data, **change}})
 
-    with pytest.raises(ApplicationError) as error:
-        await journal.record(JournalBatch(entries=[entry]))
+    receipt = await journal.record(JournalBatch(entries=[entry]))
 
-    assert (error.value.type, error.value.non_retryable) == (contracts.INVALID_REQUEST, True)
-    assert field in str(error.value)
+    assert receipt.dead_lettered == 1
+    [letter] = await _dead_letters(db_pool, loan_id)
+    assert field in letter["reason"]
+    # The reason names the field, never the value (it may be a phone number or an e-mail address).
+    assert "+8613800138000" not in letter["reason"] and "li.lei@" not in letter["reason"]
 
 
-async def test_missing_field_unknown_kind_and_naive_time_are_invalid(journal: Journal, loan_id: str) -> None:
+async def test_missing_field_unknown_kind_and_naive_time_are_dead_lettered(
+    journal: Journal, db_pool: asyncpg.Pool, loan_id: str
+) -> None:
     missing = _raw(loan_id, "stage_transition", {"to_stage": "hard", "dpd": 31, "reason": "x"})
     unknown = _raw(loan_id, "letter", {})
     naive = _entry(loan_id).model_copy(update={"at": datetime(2026, 3, 2, 9, 30)})
 
-    with pytest.raises(ApplicationError) as error:
-        await journal.record(JournalBatch.model_construct(entries=[missing, unknown, naive]))
+    receipt = await journal.record(JournalBatch.model_construct(entries=[missing, unknown, naive]))
 
-    message = str(error.value)
-    assert "entries[0].data.from_stage: Field required" in message
-    assert "entries[1].kind: unknown journal kind 'letter'" in message
-    assert "entries[2].at: must carry a timezone offset" in message
+    assert (receipt.written, receipt.dead_lettered) == (0, 3)
+    reasons = {row["idempotency_key"]: row["reason"] for row in await _dead_letters(db_pool, loan_id)}
+    assert "data.from_stage: Field required" in reasons[missing.idempotency_key]
+    assert "kind: unknown journal kind 'letter'" in reasons[unknown.idempotency_key]
+    assert "at: must carry a timezone offset" in reasons[naive.idempotency_key]
 
 
 def test_detail_may_be_none_and_holds_a_collectors_words() -> None:
