@@ -184,3 +184,24 @@ async def test_gateway_that_never_answers_times_out_retryably(silent_server: int
 
     assert (error.value.type, error.value.non_retryable) == (errors.PROVIDER_UNAVAILABLE, False)
     assert "in time" in str(error.value)
+
+
+async def test_a_422_rejection_is_message_rejected_and_the_row_says_why(
+    activities: CollectionActivities, sms_gateway: SmsGatewaySandbox, db_pool: asyncpg.Pool, loan_id: str
+) -> None:
+    sms_gateway.fail_next(1, status=422)
+    request = sms_request(loan_id)
+
+    with pytest.raises(ApplicationError) as error:
+        await activities.send_message(request)
+
+    # The contract's name, which the workflow matches to fall back instead of waiting for an outage to end.
+    assert (error.value.type, error.value.non_retryable) == (contracts.MESSAGE_REJECTED, True)
+    row = await outbox_row(db_pool, request.idempotency_key)
+    assert row["status"] == "failed"
+    assert (
+        row["failure_reason"]
+        == "MessageRejected: sms: the provider rejected the message (HTTP 422 sandbox_failure)"
+    )
+    assert PHONE not in row["failure_reason"]
+    assert sms_gateway.entries() == []

@@ -77,3 +77,21 @@ async def test_invalid_number_fails_after_one_attempt(
     assert isinstance(cause, ActivityError) and isinstance(cause.cause, ApplicationError)
     assert cause.cause.type == contracts.CONTACT_POINT_INVALID
     assert sms_gateway.requests == 1
+
+
+async def test_a_rejected_message_fails_after_one_attempt(
+    time_skipping_env: WorkflowEnvironment,
+    activities: CollectionActivities,
+    sms_gateway: SmsGatewaySandbox,
+    loan_id: str,
+) -> None:
+    # The workflow's retry policy does not list MessageRejected: the error itself is non-retryable.
+    sms_gateway.fail_next(1, status=422)
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await _run(time_skipping_env, activities, sms_request(loan_id))
+
+    cause = failure.value.cause
+    assert isinstance(cause, ActivityError) and isinstance(cause.cause, ApplicationError)
+    assert cause.cause.type == contracts.MESSAGE_REJECTED
+    assert sms_gateway.requests == 1
