@@ -15,6 +15,7 @@ def test_all_registers_one_activity_per_contract_name(activities: CollectionActi
     assert names == {
         contracts.SEND_MESSAGE,
         contracts.CREATE_COLLECTOR_TASK,
+        contracts.CANCEL_COLLECTOR_TASKS,
         contracts.PLACE_WITH_AGENCY,
         contracts.RECALL_FROM_AGENCY,
         contracts.GENERATE_LAWYER_LETTER,
