@@ -32,6 +32,8 @@ Locale = Literal["zh-CN", "en"]
 Jurisdiction = Literal["cn", "us", "uk"]
 RiskGrade = Literal["A", "B", "C", "D", "E"]
 MAX_MINOR_UNITS = 10**15
+# How far back overdue_since may lie when a loan starts (settings: OVERDUE_MAX_OVERDUE_YEARS).
+DEFAULT_MAX_OVERDUE_YEARS = 10
 MINOR_UNITS_HINT = "must be a whole number of minor units (e.g. 123450 for 1,234.50)"
 # ASCII digits only: int() and Decimal() also take full-width or Arabic-Indic digits, "1_000" and "1e3", none
 # of which a servicing file or an operator means as an amount. The sign is allowed so that "-5" is reported as

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         default=DEFAULT_PAY_URL,
         description="the borrower's payment link in messages; {loan_id} is filled in. Set it to your own.",
     )
+    max_overdue_years: int = Field(
+        default=10, ge=1, le=100, description="a loan whose overdue_since is further back is refused at start"
+    )
     max_concurrent_activities: int = Field(default=50, ge=1)
     max_concurrent_workflow_tasks: int = Field(default=50, ge=1)
     db_pool_max: int = Field(default=10, ge=1)

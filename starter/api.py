@@ -2,7 +2,7 @@
 
     client = await connect()
     starter = CollectionsStarter(client)
-    await starter.start_loan(loan)                        # "started" | "already_running" | "already_closed"
+    await starter.start_loan(loan)   # "started" | "new_cycle" | "already_running" | "already_closed"
     await starter.pay("L-1", 50_000, payment_id="P-881")   # signal: fire and forget, applied once per id
     await starter.promise("L-1", 50_000, date(2026, 12, 1), collector="li.na")  # update: accepted/rejected
     await starter.status("L-1")
@@ -20,17 +20,18 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 from tqdm import tqdm
 
@@ -46,11 +47,12 @@ from domain.arrangements import (
 from domain.clock import DAY
 from domain.contact_profiles import ContactProfile, load_profiles
 from domain.contact_rules import ContactState
-from domain.loan import Loan, Payment, format_money
+from domain.loan import DEFAULT_MAX_OVERDUE_YEARS, Loan, Payment, check_overdue_since, format_money
 from domain.promise import PromiseRequest
 from domain.strategy import Strategy, load_strategy
 from stack.settings import Settings
 from starter.problems import field_problems
+from starter.starting import START_RESULTS, StartResult, WorkflowIdTaken, start_cycle
 from workflows import search_attributes as sa
 from workflows.messages import (
     CLOSE_SIGNAL,
@@ -73,8 +75,7 @@ from workflows.messages import (
     workflow_id,
 )
 
-StartResult = Literal["started", "already_running", "already_closed"]
-START_RESULTS: tuple[StartResult, ...] = get_args(StartResult)
+__all__ = ["START_RESULTS", "StartResult", "WorkflowIdTaken"]  # re-exported for callers of this API
 
 # Bounds of CollectionsClock.speed (1 to 864000 collections seconds per real second), as seconds per day.
 MIN_DEMO_DAY_SECONDS = DAY.total_seconds() / 864_000
@@ -82,14 +83,6 @@ MAX_DEMO_DAY_SECONDS = DAY.total_seconds()
 
 # start_many shows a progress bar (on a terminal) from this many loans on.
 PROGRESS_MIN_LOANS = 50
-
-# Closed states from which ALLOW_DUPLICATE_FAILED_ONLY lets a loan be started again.
-_RESTARTABLE = {
-    WorkflowExecutionStatus.FAILED,
-    WorkflowExecutionStatus.TERMINATED,
-    WorkflowExecutionStatus.CANCELED,
-    WorkflowExecutionStatus.TIMED_OUT,
-}
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -113,6 +106,18 @@ class UnknownLoan(LookupError):
     def __init__(self, loan_id: str) -> None:
         self.loan_id = loan_id
         super().__init__(f"no collection for loan {loan_id} (workflow {workflow_id(loan_id)} not found)")
+
+
+class NotALoan(LookupError):
+    """The workflow found under this loan id is not a loan's collection (e.g. a legal case or placement)."""
+
+    def __init__(self, loan_id: str, workflow_type: str) -> None:
+        self.loan_id = loan_id
+        self.workflow_type = workflow_type
+        super().__init__(
+            f"{loan_id} is not a loan id: workflow {workflow_id(loan_id)} is a {workflow_type}, "
+            "not a loan's collection (give the loan's own id)"
+        )
 
 
 class CollectionClosed(RuntimeError):
@@ -332,6 +337,11 @@ class CollectionsStarter:
         return self._strategy
 
     @property
+    def max_overdue_years(self) -> int:
+        """How far back `overdue_since` may lie when a loan starts (`settings.max_overdue_years`)."""
+        return self._settings.max_overdue_years if self._settings else DEFAULT_MAX_OVERDUE_YEARS
+
+    @property
     def profiles(self) -> Mapping[str, ContactProfile]:
         """Contact-rule profiles by jurisdiction, from `settings.contact_profiles_file` (loaded once)."""
         if self._profiles is None:
@@ -346,19 +356,28 @@ class CollectionsStarter:
     # -- starting --------------------------------------------------------------------------------------------
 
     async def start_loan(self, loan: Loan) -> StartResult:
-        """Start collections for one loan, at most once.
+        """Start collections for one loan, at most once per collection cycle.
 
-        Why these policies:
-        - ID conflict FAIL: a loan whose collection is running is never started a second time and never
-          restarted — its state (payments applied, promises, steps done) lives in that run. The conflict comes
-          back as WorkflowAlreadyStartedError and is reported as "already_running", so a servicing system can
-          send the same start file every night without duplicating or resetting a single loan. (USE_EXISTING
-          would be just as safe but would not tell "started" from "already running".)
-        - ID reuse ALLOW_DUPLICATE_FAILED_ONLY: a collection that ended in business terms (paid, written off,
-          litigation, closed by servicing) is final and reported as "already_closed"; starting it again would
-          send reminders about a settled debt. Only a run that failed, was terminated, cancelled or timed
-          out — an operator or a bug stopped it, not the business — may be started again from the file.
+        A cycle is one overdue episode, named by the loan's `overdue_since` (a memo on the run); every cycle
+        runs under the same workflow id `collection-{loan_id}`, so the loan id alone reaches its latest run.
+        - "started": a new collection (or one an operator or a bug stopped: failed, terminated, cancelled,
+          timed out — not a business outcome) was started.
+        - "already_running": the loan's collection runs; it is never started twice or reset, so servicing can
+          send the same start file every night.
+        - "already_closed": the collection of this cycle ended in business terms (paid, written off,
+          litigation, closed by servicing) and is final; an `overdue_since` equal to or before the closed
+          cycle's is the same (or a stale) episode and starts nothing.
+        - "new_cycle": the closed run's cycle is older than this loan's `overdue_since`: the loan was cured
+          and is overdue again, so a new run starts its new cycle.
+        Raises `InvalidRequest` for an `overdue_since` outside the accepted range (not in the borrower's
+        future, at most `settings.max_overdue_years` back) and `WorkflowIdTaken` when the id belongs to
+        another kind of workflow. See `starter.starting.start_cycle`.
         """
+        today = datetime.now(UTC).astimezone(loan.zone).date()
+        try:
+            check_overdue_since(loan.overdue_since, today, self.max_overdue_years)
+        except ValueError as error:
+            raise InvalidRequest([("overdue_since", str(error))]) from None
         strategy = self.strategy
         segment = strategy.segment_for(loan)
         profile = self.profiles.get(loan.jurisdiction)
@@ -369,28 +388,14 @@ class CollectionsStarter:
         request = CollectionInput(
             loan=loan, strategy=strategy, profile=profile, demo_day_seconds=self.demo_day_seconds
         )
-        for attempt in range(2):
-            try:
-                await self.client.start_workflow(
-                    WORKFLOW_NAME,
-                    request,
-                    id=workflow_id(loan.loan_id),
-                    task_queue=self.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                    search_attributes=initial_search_attributes(loan, segment),
-                    static_summary=start_summary(loan, segment),
-                    static_details=start_details(loan, strategy, segment, self.demo_day_seconds),
-                )
-                return "started"
-            except WorkflowAlreadyStartedError:
-                status = (await self.handle(loan.loan_id).describe()).status
-                if status == WorkflowExecutionStatus.RUNNING:
-                    return "already_running"
-                if status in _RESTARTABLE and attempt == 0:
-                    continue  # it failed between our start and our describe: the reuse policy now allows it
-                return "already_closed"
-        return "already_closed"
+        return await start_cycle(
+            self.client,
+            request,
+            task_queue=self.task_queue,
+            search_attributes=initial_search_attributes(loan, segment),
+            static_summary=start_summary(loan, segment),
+            static_details=start_details(loan, strategy, segment, self.demo_day_seconds),
+        )
 
     async def start_many(
         self, loans: Sequence[Loan], *, concurrency: int = 20, progress: bool = True
@@ -438,11 +443,17 @@ class CollectionsStarter:
         source: str = "servicing",
     ) -> Payment:
         """Report a payment (a signal: servicing does not wait for collections). Applied at most once per
-        `payment_id`, so re-sending after a timeout is safe. The currency defaults to the loan's."""
+        `payment_id`, so re-sending after a timeout is safe. The currency defaults to the loan's; another
+        currency raises `InvalidRequest` on `currency` before anything is sent (the workflow would refuse it
+        without telling the sender)."""
         check_loan_id(loan_id)
         check_payment(amount_minor, payment_id, currency, received_at, source)
-        if currency is None:
-            currency = (await self.status(loan_id)).currency
+        loan_currency = (await self.status(loan_id)).currency
+        if currency is not None and currency != loan_currency:
+            raise InvalidRequest(
+                [("currency", f"loan {loan_id} is collected in {loan_currency}, not {currency}")]
+            )
+        currency = loan_currency
         payment = build_payment(amount_minor, payment_id, currency, received_at, source)
         handle = self.handle(loan_id)
         try:
@@ -538,6 +549,9 @@ class CollectionsStarter:
         check_loan_id(loan_id)
         request = build_close(reason, note)
         try:
+            description = await self.handle(loan_id).describe()
+            if description.workflow_type != WORKFLOW_NAME:  # a signal to it would be dropped unseen
+                raise NotALoan(loan_id, description.workflow_type)
             await self.handle(loan_id).signal(CLOSE_SIGNAL, request)
         except RPCError as error:
             raise await self._explain(loan_id, error) from None
@@ -550,6 +564,8 @@ class CollectionsStarter:
             return await self.handle(loan_id).query(STATUS_QUERY, result_type=CollectionStatus)
         except RPCError as error:
             raise await self._explain(loan_id, error) from None
+        except WorkflowQueryFailedError:
+            raise await self._not_a_loan(loan_id) from None
 
     async def _update(
         self,
@@ -570,6 +586,11 @@ class CollectionsStarter:
         except RPCError as error:
             raise await self._explain(loan_id, error) from None
 
+    async def _not_a_loan(self, loan_id: str) -> Exception:
+        """A query or update the workflow does not know: the id names another kind of workflow."""
+        description = await self.handle(loan_id).describe()
+        return NotALoan(loan_id, description.workflow_type)
+
     async def _explain(self, loan_id: str, error: RPCError) -> Exception:
         """NOT_FOUND means either no such loan or a finished collection; tell the caller which."""
         if error.status != RPCStatusCode.NOT_FOUND:
@@ -580,6 +601,8 @@ class CollectionsStarter:
             if described.status == RPCStatusCode.NOT_FOUND:
                 return UnknownLoan(loan_id)
             return described
+        if description.workflow_type != WORKFLOW_NAME:
+            return NotALoan(loan_id, description.workflow_type)
         if description.status == WorkflowExecutionStatus.RUNNING:
             return error
         status = description.status.name.lower() if description.status else "closed"

@@ -18,10 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -29,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio.service import RPCError
 
 from domain.case import CloseReason
-from domain.loan import Loan, format_money
+from domain.loan import Loan, format_money, parse_minor_units
 from domain.strategy import Strategy, StrategyError, load_strategy
 from stack.settings import Settings
 from starter import agencies_cli, collector_cli, documents_cli, preview
@@ -37,11 +36,13 @@ from starter.api import (
     CollectionClosed,
     CollectionsStarter,
     InvalidRequest,
+    NotALoan,
     PromiseRejected,
     RequestRefused,
     StartFailed,
     StartResult,
     UnknownLoan,
+    WorkflowIdTaken,
     build_close,
     build_promise,
     check_demo_day_seconds,
@@ -50,7 +51,7 @@ from starter.api import (
     summarize,
 )
 from starter.connect import TemporalUnreachable, connect
-from starter.loaders import LoanFileError, load_loans
+from starter.loaders import LoanFileError, OverdueRange, load_loans
 from starter.problems import field_problems
 from workflows.messages import CollectionStatus
 
@@ -75,8 +76,6 @@ OPTIONS = {
     "concurrency": "--concurrency",
     "demo_day_seconds": "--demo-day-seconds",
 }
-
-_WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]+$")
 
 
 class _Invalid(Exception):
@@ -117,16 +116,21 @@ class _Problems:
 
 
 def _minor_units(problems: _Problems, text: str) -> int:
-    if not _WHOLE_NUMBER.match(text.strip()):
-        problems.add(
-            "amount_minor", f"must be a whole number of minor units (e.g. 123450 for 1,234.50), got {text!r}"
-        )
+    """ASCII digits only (no 1e3, no full-width digits, at most 16 digits); 1 stands in after a problem so
+    the other fields are still checked."""
+    try:
+        amount = parse_minor_units(text)
+    except ValueError as error:
+        problems.add("amount_minor", str(error))
         return 1
-    return int(text)
+    return amount if isinstance(amount, int) else 1
 
 
 def _loan_id(problems: _Problems, loan_id: str) -> str:
+    before = len(problems.items)
     problems.check(lambda: check_loan_id(loan_id))
+    if len(problems.items) > before and ("/" in loan_id or loan_id.startswith("collection-")):
+        problems.add("loan_id", "give the loan's own id (L-1), not a workflow id (collection-L-1/legal)")
     return loan_id
 
 
@@ -162,8 +166,9 @@ def _prepare_start(
         lines += str(error).splitlines()
     segments = None if strategy is None else {segment.name for segment in strategy.segments} | {"standard"}
     loans: list[Loan] = []
+    overdue_range = OverdueRange(datetime.now(UTC), settings.max_overdue_years)
     try:
-        loans = load_loans(args.file, segments=segments)
+        loans = load_loans(args.file, segments=segments, overdue_range=overdue_range)
     except LoanFileError as error:
         lines += error.problems
     if lines or strategy is None:
@@ -200,10 +205,10 @@ async def _start(args: argparse.Namespace, settings: Settings) -> int:
 def _print_summary(total: int, results: Mapping[str, StartResult]) -> None:
     counts = summarize(results)
     failed = total - len(results)
-    line = (
-        f"{total} loan{'s' if total != 1 else ''}: {counts['started']} started, "
-        f"{counts['already_running']} already running, {counts['already_closed']} already closed"
-    )
+    line = f"{total} loan{'s' if total != 1 else ''}: {counts['started']} started, "
+    if counts["new_cycle"]:  # cured loans overdue again: a new collection cycle each
+        line += f"{counts['new_cycle']} new cycle{'s' if counts['new_cycle'] != 1 else ''}, "
+    line += f"{counts['already_running']} already running, {counts['already_closed']} already closed"
     print(line + (f", {failed} failed" if failed else ""))
 
 
@@ -470,6 +475,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in error.lines:
             print(line, file=sys.stderr)
         return EXIT_INVALID
+    except InvalidRequest as error:  # found once the loan was known, e.g. a payment in another currency
+        for line in _lines(error.problems):
+            print(line, file=sys.stderr)
+        return EXIT_INVALID
     except TemporalUnreachable as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -479,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RequestRefused as error:
         print(f"{args.command} refused: {error.reason}", file=sys.stderr)
         return EXIT_REJECTED
-    except (UnknownLoan, CollectionClosed) as error:
+    except (UnknownLoan, CollectionClosed, NotALoan, WorkflowIdTaken) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except StrategyError as error:

@@ -17,12 +17,13 @@ import json
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from domain.loan import Loan
+from domain.loan import DEFAULT_MAX_OVERDUE_YEARS, Loan, check_overdue_since
 from starter.problems import field_problems
 
 FileKind = Literal["json", "jsonl", "csv"]
@@ -36,6 +37,7 @@ CSV_BORROWER_COLUMNS = {
     "email": "email",
     "locale": "locale",
     "timezone": "timezone",
+    "postal_address": "postal_address",
 }
 CSV_COLUMNS = (
     "loan_id",
@@ -44,6 +46,7 @@ CSV_COLUMNS = (
     "email",
     "locale",
     "timezone",
+    "postal_address",
     "currency",
     "amount_overdue_minor",
     "principal_outstanding_minor",
@@ -65,6 +68,9 @@ CSV_REQUIRED = (
 )
 
 _WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]+$")
+# A JSON number longer than this is kept as a marker, not converted: Python refuses to build ints of more than
+# 4,300 digits (a traceback), and no amount has more than 16.
+_MAX_JSON_DIGITS = 40
 _MINOR_HINT = "must be a whole number of minor units (e.g. 123450 for 1,234.50)"
 
 
@@ -84,11 +90,34 @@ class _Record:
     problems: tuple[tuple[str, str], ...] = ()  # (field, message) found while parsing, before the model
 
 
-def load_loans(path: Path | str, *, segments: Collection[str] | None = None) -> list[Loan]:
+@dataclass(frozen=True)
+class OverdueRange:
+    """Where loans enter collections, `overdue_since` must be at most `now` (in the borrower's timezone) and
+    at most `max_years` back (settings: OVERDUE_MAX_OVERDUE_YEARS)."""
+
+    now: datetime
+    max_years: int = DEFAULT_MAX_OVERDUE_YEARS
+
+    def problem(self, loan: Loan) -> str | None:
+        try:
+            check_overdue_since(loan.overdue_since, self.now.astimezone(loan.zone).date(), self.max_years)
+        except ValueError as error:
+            return str(error)
+        return None
+
+
+def load_loans(
+    path: Path | str,
+    *,
+    segments: Collection[str] | None = None,
+    overdue_range: OverdueRange | None = None,
+) -> list[Loan]:
     """All loans of the file, or `LoanFileError` naming every bad field. The format follows the extension.
 
     `segments`: if given, an explicit `segment` must be one of them (the strategy's segment names), since a
     typo would otherwise silently put the loan on the standard steps.
+    `overdue_range`: if given, every `overdue_since` must lie in it (the start command passes today's);
+    without it the file is checked as data only, whatever the date.
     """
     path = Path(path)
     source = str(path)
@@ -109,11 +138,16 @@ def load_loans(path: Path | str, *, segments: Collection[str] | None = None) -> 
             path,
             [f"{source}: cannot read: not UTF-8 text (bad byte at offset {error.start}); save it as UTF-8"],
         ) from None
-    return parse_loans(text, kind=kind, source=source, segments=segments)
+    return parse_loans(text, kind=kind, source=source, segments=segments, overdue_range=overdue_range)
 
 
 def parse_loans(
-    text: str, *, kind: FileKind, source: str = "<loans>", segments: Collection[str] | None = None
+    text: str,
+    *,
+    kind: FileKind,
+    source: str = "<loans>",
+    segments: Collection[str] | None = None,
+    overdue_range: OverdueRange | None = None,
 ) -> list[Loan]:
     """Parse and validate the text of a loan file (see `load_loans`)."""
     text = text.removeprefix("\ufeff")
@@ -127,13 +161,18 @@ def parse_loans(
         records = _csv_records(text, source)
     if not records:
         raise LoanFileError(source, [f"{source}: no loans in the file"])
-    return _validate(records, source, segments)
+    return _validate(records, source, segments, overdue_range)
 
 
 # -- validation ----------------------------------------------------------------------------------------------
 
 
-def _validate(records: list[_Record], source: str, segments: Collection[str] | None) -> list[Loan]:
+def _validate(
+    records: list[_Record],
+    source: str,
+    segments: Collection[str] | None,
+    overdue_range: OverdueRange | None,
+) -> list[Loan]:
     loans: list[Loan] = []
     problems: list[str] = []
     first_line: dict[str, int] = {}
@@ -151,6 +190,9 @@ def _validate(records: list[_Record], source: str, segments: Collection[str] | N
                 if segments is not None and loan.segment is not None and loan.segment not in segments:
                     known = ", ".join(sorted(segments))
                     found.append(("segment", f"unknown segment {loan.segment!r}; the strategy has {known}"))
+                overdue_problem = overdue_range.problem(loan) if overdue_range else None
+                if overdue_problem:
+                    found.append(("overdue_since", overdue_problem))
                 if not found:
                     loans.append(loan)
             loan_id = record.data.get("loan_id")
@@ -209,11 +251,24 @@ def _minor_unit_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _minor_unit_problem(value: object) -> str | None:
+    if isinstance(value, _LongNumber):
+        return f"must be at most 1000000000000000 (got a number of {len(value.text)} digits)"
     if isinstance(value, bool) or isinstance(value, float):
         return f"{_MINOR_HINT}, got {json.dumps(value)}"
     if isinstance(value, str) and value.strip() and not _WHOLE_NUMBER.match(value.strip()):
         return f"{_MINOR_HINT}, got {value!r}"
     return None
+
+
+@dataclass(frozen=True)
+class _LongNumber:
+    """A JSON number of more than _MAX_JSON_DIGITS digits, never converted (see `_json_int`)."""
+
+    text: str
+
+
+def _json_int(text: str) -> int | _LongNumber:
+    return _LongNumber(text) if len(text) > _MAX_JSON_DIGITS else int(text)
 
 
 def _json_type(value: object) -> str:
@@ -243,7 +298,7 @@ def _skip_ws(text: str, index: int) -> int:
 
 def _json_records(text: str, source: str) -> list[_Record]:
     """One object, or an array of objects; each record keeps the line its value starts on."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_int=_json_int)
 
     def decode(index: int) -> tuple[Any, int]:
         try:
@@ -290,7 +345,7 @@ def _jsonl_records(text: str) -> list[_Record]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(line, parse_int=_json_int)
         except json.JSONDecodeError as error:
             records.append(
                 _Record(number, None, (("", f"not valid JSON: {error.msg} (column {error.colno})"),))
@@ -344,9 +399,7 @@ def _csv_loan(cells: dict[str, str]) -> dict[str, Any]:
     for column, value in cells.items():
         if column in CSV_BORROWER_COLUMNS:
             borrower[CSV_BORROWER_COLUMNS[column]] = value
-        elif column in ("amount_overdue_minor", "principal_outstanding_minor") and _WHOLE_NUMBER.match(value):
-            loan[column] = int(value)
-        else:
+        else:  # amounts stay text: the model reads plain ASCII digits only (domain.loan.parse_minor_units)
             loan[column] = value
     loan["borrower"] = borrower
     return loan

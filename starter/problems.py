@@ -42,7 +42,12 @@ def message(field: str, detail: Any) -> str:
         text += " (use ISO 8601 with an offset, e.g. 2026-11-25T10:00:00+08:00)"
     elif kind.startswith("date_"):
         text += " (use YYYY-MM-DD)"
-    if isinstance(value, str | int | float) and not isinstance(value, bool) and repr(value) not in text:
+    if (
+        isinstance(value, str | int | float)
+        and not isinstance(value, bool)
+        and repr(value) not in text
+        and "got " not in text  # the validator already said what it got (e.g. "a number of 5000 digits")
+    ):
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "...'"
         text += f" (got {shown})"
     return text

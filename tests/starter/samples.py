@@ -27,7 +27,7 @@ def loan_record(loan_id: str = "L-1", **changes: Any) -> dict[str, Any]:
 
 
 CSV_HEADER = (
-    "loan_id,borrower_name,phone,email,locale,timezone,currency,amount_overdue_minor,"
+    "loan_id,borrower_name,phone,email,locale,timezone,postal_address,currency,amount_overdue_minor,"
     "principal_outstanding_minor,overdue_since,product,risk_grade,segment,jurisdiction,lender"
 )
 
@@ -40,6 +40,7 @@ def csv_row(loan_id: str = "L-1", **changes: str) -> str:
         "email": "mary.smith@example.com",
         "locale": "en",
         "timezone": "America/New_York",
+        "postal_address": "",  # a cell with commas must be quoted: '"1 Main St, Springfield"'
         "currency": "USD",
         "amount_overdue_minor": "45000",
         "principal_outstanding_minor": "300000",

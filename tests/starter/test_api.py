@@ -80,7 +80,7 @@ async def test_start_many_keeps_to_the_concurrency_bound() -> None:
 
     assert client.most_in_flight == 7
     assert list(results) == [f"L-{i}" for i in range(40)]
-    assert summarize(results) == {"started": 40, "already_running": 0, "already_closed": 0}
+    assert summarize(results) == {"started": 40, "new_cycle": 0, "already_running": 0, "already_closed": 0}
 
 
 async def test_start_many_finishes_the_batch_and_reports_failures() -> None:

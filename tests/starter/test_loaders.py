@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from starter.loaders import LoanFileError, load_loans, parse_loans, write_loans
+from starter.loaders import LoanFileError, OverdueRange, load_loans, parse_loans, write_loans
 from tests.starter.samples import CSV_HEADER, csv_row, loan_record
 
 
@@ -191,7 +191,7 @@ def test_csv_row_with_too_many_cells(tmp_path: Path) -> None:
     path = write(tmp_path, "loans.csv", f"{CSV_HEADER}\n{csv_row('L-1')},surplus\n")
 
     assert problems_of(path) == [
-        f"{tmp_path}/loans.csv:2 (loan_id=L-1): row has 16 cells but the header has 15 columns"
+        f"{tmp_path}/loans.csv:2 (loan_id=L-1): row has 17 cells but the header has 16 columns"
     ]
 
 
@@ -351,3 +351,105 @@ def test_explicit_segment_must_exist_in_the_strategy() -> None:
         "in.jsonl:2 (loan_id=L-2): segment: unknown segment 'hihg_balance'; "
         "the strategy has high_balance, standard"
     ]
+
+
+# -- input sanity --------------------------------------------------------------------------------------------
+
+NOW = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, 21:00 the day before in New York
+
+
+def test_overdue_since_out_of_range_is_refused_with_the_range_when_starting() -> None:
+    text = jsonl(
+        loan_record("L-1", overdue_since="1900-01-01"),
+        loan_record("L-2", overdue_since="2026-12-04"),
+        loan_record("L-3", overdue_since="2016-12-03"),
+    )
+
+    with pytest.raises(LoanFileError) as caught:
+        parse_loans(text, kind="jsonl", source="in.jsonl", overdue_range=OverdueRange(NOW, 10))
+
+    assert caught.value.problems == [
+        "in.jsonl:1 (loan_id=L-1): overdue_since: 1900-01-01 is more than 10 years ago (earliest accepted "
+        "2016-12-03); check the date, or raise OVERDUE_MAX_OVERDUE_YEARS",
+        "in.jsonl:2 (loan_id=L-2): overdue_since: 2026-12-04 is in the future (today is 2026-12-03 in the "
+        "borrower's timezone)",
+    ]
+
+
+def test_today_is_the_borrowers_today() -> None:
+    """2026-12-03 has begun in Shanghai but not yet in New York at NOW."""
+    text = f"{CSV_HEADER}\n{csv_row('L-1', overdue_since='2026-12-03')}\n"
+
+    with pytest.raises(LoanFileError) as caught:
+        parse_loans(text, kind="csv", source="in.csv", overdue_range=OverdueRange(NOW))
+
+    assert caught.value.problems == [
+        "in.csv:2 (loan_id=L-1): overdue_since: 2026-12-03 is in the future (today is 2026-12-02 in the "
+        "borrower's timezone)"
+    ]
+
+
+def test_a_json_number_of_thousands_of_digits_is_a_field_problem_not_a_traceback(tmp_path: Path) -> None:
+    huge = "9" * 5000
+    text = json.dumps(loan_record("L-1")).replace(
+        '"amount_overdue_minor": 123450', f'"amount_overdue_minor": {huge}'
+    )
+    for name, content in (("loans.json", f"[{text}]"), ("loans.jsonl", text + "\n")):
+        path = write(tmp_path, name, content)
+
+        assert problems_of(path) == [
+            f"{path}:1 (loan_id=L-1): amount_overdue_minor: must be at most 1000000000000000 "
+            "(got a number of 5000 digits)"
+        ]
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("9" * 5000, "must be at most 1000000000000000 (got a number of 5000 digits)"),
+        ("１２３", "must be a whole number of minor units (e.g. 123450 for 1,234.50), got '１２３'"),
+        ("1e3", "must be a whole number of minor units (e.g. 123450 for 1,234.50), got '1e3'"),
+    ],
+)
+def test_csv_amounts_are_plain_ascii_digits(tmp_path: Path, cell: str, expected: str) -> None:
+    path = write(tmp_path, "loans.csv", f"{CSV_HEADER}\n{csv_row('L-1', principal_outstanding_minor=cell)}\n")
+
+    assert problems_of(path) == [f"{path}:2 (loan_id=L-1): principal_outstanding_minor: {expected}"]
+
+
+def test_json_amount_1e3_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "loans.jsonl", jsonl(loan_record("L-1", amount_overdue_minor=1e3)))
+
+    assert problems_of(path) == [
+        f"{path}:1 (loan_id=L-1): amount_overdue_minor: must be a whole number of minor units "
+        "(e.g. 123450 for 1,234.50), got 1000.0"
+    ]
+
+
+def test_borrower_name_with_a_bidi_override_is_refused(tmp_path: Path) -> None:
+    record = loan_record("L-1")
+    record["borrower"]["name"] = "张\u202e伟"
+    path = write(tmp_path, "loans.jsonl", jsonl(record))
+
+    assert problems_of(path) == [
+        f"{path}:1 (loan_id=L-1): borrower.name: contains the bidi control U+202E RIGHT-TO-LEFT OVERRIDE "
+        "at position 2; remove it (got '张\\u202e伟')"
+    ]
+
+
+def test_postal_address_from_csv_and_json(tmp_path: Path) -> None:
+    csv_path = write(
+        tmp_path,
+        "loans.csv",
+        f"{CSV_HEADER}\n{csv_row('L-1', postal_address=chr(34) + '12 Elm St, Apt 3' + chr(10) + 'Springfield, IL 62704' + chr(34))}\n{csv_row('L-2')}\n",
+    )
+    record = loan_record("L-3")
+    record["borrower"]["postal_address"] = "上海市浦东新区世纪大道100号"
+    json_path = write(tmp_path, "loans.jsonl", jsonl(record))
+
+    with_address, without = load_loans(csv_path)
+    [from_json] = load_loans(json_path)
+
+    assert with_address.borrower.postal_address == "12 Elm St, Apt 3\nSpringfield, IL 62704"
+    assert without.borrower.postal_address is None
+    assert from_json.borrower.postal_address == "上海市浦东新区世纪大道100号"

@@ -1,0 +1,122 @@
+"""Starting a loan's collection: one cycle per overdue episode, at most once per cycle.
+
+The workflow id is `collection-{loan_id}` for every cycle of a loan, so the CLI, the API and the admin UI
+address a loan by its id alone and always reach its latest run. Each run carries its cycle in a memo,
+`{"cycle": "<overdue_since>"}`, which continue-as-new keeps (the SDK copies the memo by default). When a
+start finds the id taken (see `start_cycle`):
+
+    latest run               this loan's overdue_since           result
+    running                  any                                 "already_running"
+    failed/terminated/...    any                                 "started" again (an operator stopped it)
+    completed, cycle C       == C, or earlier                    "already_closed" (never restarted)
+    completed, cycle C       later than C                        "new_cycle" (a cured loan overdue again)
+    another workflow type    any                                 `WorkflowIdTaken` (a clear error)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any, Literal, get_args
+
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from workflows import search_attributes as sa
+from workflows.messages import WORKFLOW_NAME, CollectionInput, workflow_id
+
+StartResult = Literal["started", "new_cycle", "already_running", "already_closed"]
+START_RESULTS: tuple[StartResult, ...] = get_args(StartResult)
+
+CYCLE_MEMO = "cycle"  # memo key: the overdue_since (ISO date) the run's collection cycle started from
+
+# Closed states that are not a business outcome: the same cycle may be started again from the file.
+RESTARTABLE = {
+    WorkflowExecutionStatus.FAILED,
+    WorkflowExecutionStatus.TERMINATED,
+    WorkflowExecutionStatus.CANCELED,
+    WorkflowExecutionStatus.TIMED_OUT,
+}
+
+
+class WorkflowIdTaken(RuntimeError):
+    """The loan's workflow id belongs to a workflow that is not a loan's collection; nothing was started."""
+
+    def __init__(self, loan_id: str, workflow_type: str) -> None:
+        self.loan_id = loan_id
+        self.workflow_type = workflow_type
+        super().__init__(
+            f"loan {loan_id}: workflow id {workflow_id(loan_id)} is taken by a {workflow_type}, "
+            "not a loan's collection; nothing was started"
+        )
+
+
+def cycle_memo(overdue_since: date) -> dict[str, str]:
+    return {CYCLE_MEMO: overdue_since.isoformat()}
+
+
+async def closed_cycle(description: WorkflowExecutionDescription) -> date | None:
+    """The cycle a closed run collected: its memo, else (runs started before the memo existed) its
+    OverdueSince search attribute, which only ever moves later as instalments are paid. None: unknown."""
+    memo: Mapping[str, Any] = await description.memo()
+    value = memo.get(CYCLE_MEMO)
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    since = description.typed_search_attributes.get(sa.OVERDUE_SINCE)
+    return since.date() if since is not None else None
+
+
+async def start_cycle(
+    client: Client,
+    request: CollectionInput,
+    *,
+    task_queue: str,
+    search_attributes: TypedSearchAttributes,
+    static_summary: str,
+    static_details: str,
+) -> StartResult:
+    """Start the loan's collection for its cycle (`request.loan.overdue_since`), at most once per cycle.
+
+    Policies: ID conflict FAIL, so a running collection is never started twice or reset (its payments,
+    promises and steps live in that run). ID reuse ALLOW_DUPLICATE_FAILED_ONLY on the first try, so a
+    completed collection is never restarted blindly; only when the closed run's cycle is older than this
+    loan's overdue_since is the id reused (ALLOW_DUPLICATE) for a new cycle.
+    """
+    loan = request.loan
+    wanted = workflow_id(loan.loan_id)
+    reuse = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+    result: StartResult = "started"
+    for _attempt in range(3):  # each pass sees a newer state; more than one only under concurrent starts
+        try:
+            await client.start_workflow(
+                WORKFLOW_NAME,
+                request,
+                id=wanted,
+                task_queue=task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=reuse,
+                memo=cycle_memo(loan.overdue_since),
+                search_attributes=search_attributes,
+                static_summary=static_summary,
+                static_details=static_details,
+            )
+            return result
+        except WorkflowAlreadyStartedError:
+            pass
+        description = await client.get_workflow_handle(wanted).describe()
+        if description.workflow_type != WORKFLOW_NAME:
+            raise WorkflowIdTaken(loan.loan_id, description.workflow_type)
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return "already_running"
+        if description.status in RESTARTABLE:
+            reuse, result = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY, "started"
+            continue  # it failed between our start and our describe: the reuse policy now allows it
+        previous = await closed_cycle(description)
+        if previous is None or loan.overdue_since <= previous:
+            return "already_closed"
+        reuse, result = WorkflowIDReusePolicy.ALLOW_DUPLICATE, "new_cycle"
+    return "already_running"
