@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.middleware.sessions import SessionMiddleware
 
-from admin import actions, dashboard, dossier, portfolio, queue
+from admin import actions, dashboard, dossier, portfolio, queue, supervision
 from admin.i18n import LOCALES, translator
 from admin.settings import AdminSettings
 from admin.users import authenticate, set_locale
@@ -143,6 +143,6 @@ def create_app(
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
-    for module in (queue, dossier, actions, portfolio, dashboard):
+    for module in (queue, dossier, actions, portfolio, dashboard, supervision):
         app.include_router(module.router)
     return app

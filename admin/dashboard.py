@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
+from activities.dead_letters import dead_letter_count
 from admin import metrics
 from admin.charts import Series, bar_chart, compact, line_chart, percent, stacked_bar_chart
 from admin.i18n import translator
@@ -106,6 +107,9 @@ async def dashboard(request: Request, user: CurrentUser, currency: str | None = 
         cures_query = queries.create_task(metrics.cure_by_stage(pool))
         rolls_query = queries.create_task(metrics.roll_rates(pool))
         deferrals_query = queries.create_task(metrics.deferrals_by_rule(pool))
+        # Supervisors see how many journal entries could not be written, with a link to them.
+        supervisor = user.has_role("supervisor")
+        dead_letters_query = queries.create_task(dead_letter_count(pool)) if supervisor else None
         currencies = await metrics.open_currencies(pool)
         codes = [found.currency for found in currencies]
         chosen = currency if currency in codes else (codes[0] if codes else "")
@@ -201,6 +205,7 @@ async def dashboard(request: Request, user: CurrentUser, currency: str | None = 
         "by_agency": by_agency,
         "deferrals": deferrals,
         "charts": charts,
+        "dead_letters_total": dead_letters_query.result() if dead_letters_query is not None else None,
         "stage": stage,
         "dpd": dpd,
         "agency": agency,

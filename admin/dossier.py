@@ -191,6 +191,14 @@ async def placements_of(pool: asyncpg.Pool, loan_id: str) -> list[asyncpg.Record
     )
 
 
+async def cycles_of(pool: asyncpg.Pool, loan_id: str) -> list[asyncpg.Record]:
+    """The loan's collection cycles in the portfolio (a cured loan overdue again has several), newest first;
+    the page is about the latest, the one the workflow runs now."""
+    return await pool.fetch(
+        "SELECT cycle, stage, outcome, latest FROM portfolio WHERE loan_id = $1 ORDER BY cycle DESC", loan_id
+    )
+
+
 def time_formatter(zone: ZoneInfo) -> Callable[[datetime | date | None], str]:
     """Instants as borrower-local 'YYYY-MM-DD HH:MM'; dates as they are; None as ''."""
 
@@ -258,6 +266,7 @@ async def render_dossier(
         "promises": promises_with_fate(status, timeline),
         "timeline": timeline,
         "placements": await placements_of(pool, loan_id),
+        "cycles": await cycles_of(pool, loan_id),
         "documents": await list_documents(pool, loan_id),
         "when": time_formatter(zone),
         "errors": errors or {},

@@ -9,6 +9,11 @@ Money is never added across currencies: the amounts are for one currency, chosen
 Stages: a loan starts in 'reminder' (not journaled) and only ever moves to a later stage of STAGE_ORDER; each
 move is a journal_stage_transitions row. Closing sets the case's stage to 'closed' without a transition, so a
 closed loan's stage "when it left" is its latest journaled stage (or 'reminder' if it never moved).
+
+Cycles: a cured loan that goes overdue again starts a new collection cycle, with a portfolio row of its own
+(migrations/0013) and journal rows naming it (`cycle`; older rows get theirs from SQL `journal_cycle`). Every
+rate counts cycles apart: a loan cured and overdue again has left collection once and may leave it again, and
+a stage reached in one cycle says nothing about the next (which starts in 'reminder').
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ _DPD_BUCKET_SQL = (
     )
     + f" ELSE '{DPD_BUCKETS[-1]}' END"
 )
+# The collection cycle of journal row `t` (the alias is the caller's), as SQL.
+_CYCLE_OF = "coalesce({t}.cycle, journal_cycle({t}.loan_id, {t}.cycle, {t}.at))"
 # Outcomes that count as cured (domain/case.py Outcome): paid in full, or settled for an agreed amount.
 CURED_OUTCOMES: tuple[str, ...] = ("paid", "settled")
 PROMISE_WEEKS = 12
@@ -241,16 +248,17 @@ async def promise_kept(pool: asyncpg.Pool) -> PromiseKept:
 
 
 async def cure_by_stage(pool: asyncpg.Pool) -> list[StageCure]:
-    """Loans that left collection (outcome set), by the stage they left from, and how many were cured."""
+    """Collection cycles that ended (outcome set), by the stage they left from, and how many were cured. A
+    loan cured, overdue again and ended again counts twice, each time with its own cycle's stage."""
     rows = await pool.fetch(
-        """
+        f"""
         SELECT coalesce(nullif(p.stage, 'closed'), last.to_stage, 'reminder') AS stage,
                count(*) AS left_collection,
                count(*) FILTER (WHERE p.outcome = ANY($1::text[])) AS cured
         FROM portfolio p
         LEFT JOIN LATERAL (
             SELECT t.to_stage FROM journal_stage_transitions t
-            WHERE t.loan_id = p.loan_id AND t.to_stage <> 'closed'
+            WHERE t.loan_id = p.loan_id AND t.to_stage <> 'closed' AND {_CYCLE_OF.format(t="t")} = p.cycle
             ORDER BY t.at DESC, t.id DESC LIMIT 1
         ) last ON p.stage = 'closed'
         WHERE p.outcome IS NOT NULL
@@ -266,7 +274,8 @@ async def cure_by_stage(pool: asyncpg.Pool) -> list[StageCure]:
 async def roll_rates(pool: asyncpg.Pool) -> RollRates:
     """Roll rates, month over month, for the last 6 months (this one included, so far).
 
-    Definition: for a month M and a stage S, the loans *open at the start of M* (overdue before M began, and
+    Definition (a loan's collection cycles count apart, each from its own overdue_since): for a month M and a
+    stage S, the loans *open at the start of M* (overdue before M began, and
     not closed before it) that were *in stage S at that moment* (their latest stage transition before M, or
     'reminder' if none); the roll rate is the share of them with a stage transition to a stage later than S
     during M (journal_stage_transitions.at in M). A loan's close time is its last snapshot's time
@@ -291,10 +300,11 @@ async def roll_rates(pool: asyncpg.Pool) -> RollRates:
             WHERE i < cardinality($1::timestamptz[])
         ),
         ranks AS (
-            SELECT loan_id, ARRAY[{ranks}] AS ranks
-            FROM (SELECT loan_id, at, array_position($2::text[], to_stage) AS rank
-                  FROM journal_stage_transitions) t
-            GROUP BY loan_id
+            SELECT loan_id, cycle, ARRAY[{ranks}] AS ranks
+            FROM (SELECT loan_id, {_CYCLE_OF.format(t="j")} AS cycle, at,
+                         array_position($2::text[], to_stage) AS rank
+                  FROM journal_stage_transitions j) t
+            GROUP BY loan_id, cycle
         ),
         staged AS (
             SELECT m.m_start, coalesce(r.ranks[m.i], 1) AS rank_start,
@@ -302,7 +312,7 @@ async def roll_rates(pool: asyncpg.Pool) -> RollRates:
             FROM months m
             JOIN portfolio p ON p.overdue_since < m.m_start::date
                             AND (p.outcome IS NULL OR p.as_of >= m.m_start)
-            LEFT JOIN ranks r ON r.loan_id = p.loan_id
+            LEFT JOIN ranks r ON r.loan_id = p.loan_id AND r.cycle = p.cycle
         )
         SELECT m_start::date AS month, ($2::text[])[rank_start] AS stage, count(*) AS at_start,
                count(*) FILTER (WHERE rank_end > rank_start) AS rolled
@@ -336,7 +346,7 @@ _RECOVERY_WEEKS_SQL = """
 
 async def recovered_by_stage(pool: asyncpg.Pool, currency: str) -> WeeklyAmounts:
     """Payments applied in `currency` per week received (last 12 weeks), by the loan's stage when the
-    payment was applied: its latest stage transition at or before the payment's journal time."""
+    payment was applied: the latest stage transition of the payment's cycle at or before its journal time."""
     rows = await pool.fetch(
         f"""
         WITH weeks AS ({_RECOVERY_WEEKS_SQL}),
@@ -347,6 +357,7 @@ async def recovered_by_stage(pool: asyncpg.Pool, currency: str) -> WeeklyAmounts
             LEFT JOIN LATERAL (
                 SELECT t.to_stage FROM journal_stage_transitions t
                 WHERE t.loan_id = p.loan_id AND t.at <= p.at AND t.to_stage <> 'closed'
+                  AND {_CYCLE_OF.format(t="t")} IS NOT DISTINCT FROM {_CYCLE_OF.format(t="p")}
                 ORDER BY t.at DESC, t.id DESC LIMIT 1
             ) s ON true
             WHERE p.applied AND p.currency = $1

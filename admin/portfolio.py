@@ -1,5 +1,7 @@
 """The portfolio page: search every loan in collection by stage, DPD bucket, segment, strategy, agency, hold,
-amount range and free text (loan id or borrower name), 50 rows a page.
+amount range and free text (loan id or borrower name), 50 rows a page. A loan cured and overdue again has a
+row per collection cycle: the search shows each loan's latest cycle unless asked for every cycle, and a row
+shows its cycle's overdue date; the link goes to the loan's dossier (its latest cycle).
 
 The search reads the portfolio read model (`portfolio_now`, migrations/0008 and 0009);
 admin/portfolio_query.py turns the query string into parameterized SQL and says which index serves which
@@ -38,6 +40,7 @@ router = APIRouter()
 # English labels of the stored values (translated in admin/translations/portfolio.toml).
 SORT_LABELS = {"dpd": "Most days past due", "amount": "Largest amount overdue", "loan_id": "Loan id"}
 STATUS_LABELS = {"open": "Open", "closed": "Closed", "all": "All"}
+CYCLE_LABELS = {"latest": "Latest cycle of each loan", "all": "Every cycle"}
 
 
 async def dropdown_options(pool: asyncpg.Pool) -> dict[str, list[str]]:
@@ -97,6 +100,7 @@ async def portfolio_page(request: Request, user: CurrentUser) -> Response:
         "dpd_labels": DPD_LABELS,
         "sort_labels": SORT_LABELS,
         "status_labels": STATUS_LABELS,
+        "cycle_labels": CYCLE_LABELS,
         "rows": [],
         "total": None,
         "capped": False,

@@ -7,6 +7,8 @@ sort orders) are ever put into the SQL text.
 What each filter means, and which index serves it (migrations/0008 and 0009):
 
 - status: open (default, `outcome IS NULL`), closed, all.
+- cycles: latest (default: each loan's latest collection cycle, `portfolio_now`) or all (every cycle of a loan
+  cured and overdue again, `portfolio_cycles_now`, migrations/0013); rows show the cycle's overdue_since.
 - stage, segment, strategy: equality.
 - dpd: one of DPD_BUCKETS, on the view's computed `dpd` (it moves with time, so no index: a scan).
 - agency: an agency id, "any" (placed with some agency) or "none".
@@ -66,12 +68,13 @@ DPD_LABELS: dict[str, str] = {
 }
 STAGES: tuple[str, ...] = STAGE_ORDER
 STATUSES = ("open", "closed", "all")
+CYCLES: dict[str, str] = {"latest": "portfolio_now", "all": "portfolio_cycles_now"}  # choice -> view
 HOLDS = ("any", "none")
 AGENCY_ANY, AGENCY_NONE = "any", "none"
-SORTS: dict[str, str] = {
-    "dpd": "dpd DESC, loan_id",
-    "amount": "amount_overdue_minor DESC, loan_id",
-    "loan_id": "loan_id",
+SORTS: dict[str, str] = {  # a loan's cycles (cycles=all) newest first
+    "dpd": "dpd DESC, loan_id, cycle DESC",
+    "amount": "amount_overdue_minor DESC, loan_id, cycle DESC",
+    "loan_id": "loan_id, cycle DESC",
 }
 DEFAULT_SORT = "dpd"
 # 0 for a loan whose DPD is `D - overdue_since` give or take a day (D: today in UTC), 1 for any other (the
@@ -86,6 +89,7 @@ OPTION_COLUMNS = ("segment", "strategy", "agency_id")
 # What a results row shows.
 ROW_COLUMNS = (
     "loan_id",
+    "cycle",  # the cycle's overdue_since
     "borrower_name",
     "stage",
     "dpd",
@@ -111,6 +115,7 @@ class PortfolioFilter:
     agency: str = ""
     hold: str = ""
     status: str = "open"
+    cycles: str = "latest"
     amount_min: Decimal | None = None  # major units, in each loan's own currency
     amount_max: Decimal | None = None
     q: str = ""
@@ -129,6 +134,8 @@ class PortfolioFilter:
         ]
         if self.status not in STATUSES:
             problems.append("status")
+        if self.cycles not in CYCLES:
+            problems.append("cycles")
         if self.sort not in SORTS:
             problems.append("sort")
         if not 1 <= self.page <= MAX_PAGE:
@@ -160,6 +167,7 @@ FIELDS = (
     "agency",
     "hold",
     "status",
+    "cycles",
     "amount_min",
     "amount_max",
     "q",
@@ -204,6 +212,7 @@ def parse_query(params: Mapping[str, str]) -> ParsedQuery:
         ("dpd", tuple(DPD_BUCKETS)),
         ("hold", HOLDS),
         ("status", STATUSES),
+        ("cycles", tuple(CYCLES)),
     ):
         if values[name] and values[name] not in allowed:
             errors[name] = ERROR_CHOICE
@@ -224,6 +233,7 @@ def parse_query(params: Mapping[str, str]) -> ParsedQuery:
     page = min(max(page, 1), MAX_PAGE)
     values["sort"], values["page"] = sort, str(page)
     values["status"] = values["status"] or "open"
+    values["cycles"] = values["cycles"] or "latest"
     if errors:
         return ParsedQuery(None, errors, values)
     found = PortfolioFilter(
@@ -234,6 +244,7 @@ def parse_query(params: Mapping[str, str]) -> ParsedQuery:
         agency=values["agency"],
         hold=values["hold"],
         status=values["status"],
+        cycles=values["cycles"],
         amount_min=amount_min,
         amount_max=amount_max,
         q=values["q"],
@@ -351,15 +362,16 @@ def _matches(search: PortfolioFilter, args: _Args, columns: str, *, dpd_bound: d
     """A SELECT of `columns` from the matches of `search`: in one go, or (when DPD matters) the real-clock
     loans, with overdue_since bounded, UNION ALL the loans on other clocks."""
     common = _conditions(search, args)
+    view = CYCLES[search.cycles]
     if not _by_clock(search):
-        return f"SELECT {columns} FROM portfolio_now WHERE {' AND '.join(common) or 'TRUE'}"
+        return f"SELECT {columns} FROM {view} WHERE {' AND '.join(common) or 'TRUE'}"
     real = [*common, REAL_CLOCK, *_real_clock_bounds(search, args)]
     if dpd_bound is not None:
         real.append(f"overdue_since <= {args.add(dpd_bound)}")
     other = [*common, OTHER_CLOCK]
     return (
-        f"SELECT {columns} FROM portfolio_now WHERE {' AND '.join(real)} UNION ALL "
-        f"SELECT {columns} FROM portfolio_now WHERE {' AND '.join(other)}"
+        f"SELECT {columns} FROM {view} WHERE {' AND '.join(real)} UNION ALL "
+        f"SELECT {columns} FROM {view} WHERE {' AND '.join(other)}"
     )
 
 
@@ -372,8 +384,8 @@ def build_dpd_bound(search: PortfolioFilter, page_size: int = PAGE_SIZE) -> tupl
     real = [*_conditions(search, args), REAL_CLOCK, *_real_clock_bounds(search, args)]
     kth = args.add(search.page * page_size - 1)
     sql = (
-        f"SELECT CASE WHEN overdue_since < {TODAY_UTC} - 1 THEN overdue_since + 2 END FROM portfolio_now "
-        f"WHERE {' AND '.join(real)} ORDER BY overdue_since LIMIT 1 OFFSET {kth}"
+        f"SELECT CASE WHEN overdue_since < {TODAY_UTC} - 1 THEN overdue_since + 2 END "
+        f"FROM {CYCLES[search.cycles]} WHERE {' AND '.join(real)} ORDER BY overdue_since LIMIT 1 OFFSET {kth}"
     )
     return sql, args.values
 
@@ -418,5 +430,5 @@ def build_options(column: str) -> str:
 def query_string(values: Mapping[str, str], **changes: str | int) -> str:
     """The query string of this search with `changes` (a page link), leaving out empty and default fields."""
     merged = {**{name: values.get(name, "") for name in FIELDS}, **{k: str(v) for k, v in changes.items()}}
-    defaults = {"status": "open", "sort": DEFAULT_SORT, "page": "1"}
+    defaults = {"status": "open", "cycles": "latest", "sort": DEFAULT_SORT, "page": "1"}
     return urlencode([(k, v) for k, v in merged.items() if v and defaults.get(k) != v])

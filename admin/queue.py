@@ -4,28 +4,61 @@ A collector sees the tasks they are working on (in progress, assigned to them) a
 (due_at <= now()) in their pools (users.pools; a task's pool is the loan's segment); a supervisor sees every
 pool. Open tasks come most urgent first: priority, then days past due and arrears (from the portfolio read
 model, when the loan has a row there), then loans with a broken promise. Follow-ups of broken promises and
-callbacks the borrower asked for have sections of their own above the rest.
+callbacks the borrower asked for have sections of their own above the rest. Tasks the contact rules refused
+(collector_tasks.not_before, migrations/0013) wait in a section of their own, with the time contact becomes
+allowed and why, and are not offered before then. Cancelled and finished tasks never show.
 
-Claiming is one UPDATE that only matches an open, unassigned task due now in one of the user's pools: when two
-collectors press Claim at once, PostgreSQL lets exactly one UPDATE match, and the other finds it taken.
+Claiming takes the task's row lock (FOR UPDATE SKIP LOCKED: a second collector pressing Claim at the same time
+finds it taken at once, never waits). A call or visit is human contact, so the loan's workflow is asked
+first (`claim_contact`: the contact hours, caps, holds and opt-outs of that moment); only when it accepts is
+the task marked claimed, and the accepted claim is the contact attempt. When it refuses, the task stays open
+and keeps the time contact becomes allowed. Reviews, follow-ups and address tracing contact nobody: claimed
+at once.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from datetime import UTC, datetime
+from typing import Any, Literal
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from temporalio.service import RPCError
 
 from admin.i18n import Translate, translator
 from admin.users import User
-from admin.web import CurrentUser, checked_form, render, services_of
+from admin.web import TEMPLATES, CurrentUser, checked_form, render, services_of
+from starter.api import (
+    CollectionClosed,
+    CollectionsStarter,
+    ContactNotAllowed,
+    InvalidRequest,
+    RequestRefused,
+    UnknownLoan,
+)
 
 router = APIRouter()
 
 QUEUE_LIMIT = 100  # rows per section
+# Tasks that are human contact, and the contact channel the workflow's rules judge them by.
+CONTACT_CHANNELS: dict[str, Literal["call", "visit"]] = {"call": "call", "visit": "visit"}
+# How long a claim waits for the workflow's answer: the row stays locked meanwhile, and without a worker an
+# update would wait for ever.
+CLAIM_TIMEOUT_SECONDS = 15.0
+MAX_REASON = 500
+# Refusals of the contact rules (English keys of admin/translations/queue.toml).
+REFUSED_UNTIL_TEXT = (
+    "Contact with this borrower is not allowed now: {reason}. It is allowed from {when}, the borrower's "
+    "local time; until then the task waits in the queue."
+)
+REFUSED_FOR_NOW_TEXT = (
+    "Contact with this borrower is not allowed: {reason}. It stays refused while this restriction lasts, "
+    "so the task is not offered."
+)
 
 # The sections of the open tasks, in the order the page shows them.
 SECTIONS = ("broken_promises", "callbacks", "open")
@@ -53,6 +86,7 @@ _OPEN_DUE_NOW = f"""
         FROM collector_tasks t
         LEFT JOIN portfolio_now p ON p.loan_id = t.loan_id
         WHERE t.status = 'open' AND t.assignee IS NULL AND t.due_at <= now()
+          AND (t.not_before IS NULL OR t.not_before <= now())
           AND ($1::text[] IS NULL OR t.pool = ANY($1::text[]))
     ) ranked
     WHERE position <= $2
@@ -69,19 +103,79 @@ _MINE = f"""
 """
 
 
+# Open tasks due now that the contact rules refused until later: shown with that time, not claimable.
+# 'infinity': refused while a restriction lasts (cease, opt-out), with no end the rules can name.
+_HELD_BACK = """
+    SELECT t.*, CASE WHEN isfinite(t.not_before) THEN t.not_before END AS allowed_from, p.dpd,
+           p.amount_overdue_minor, p.currency, coalesce(p.broken_promises, 0) AS broken_promises, p.timezone
+    FROM collector_tasks t
+    LEFT JOIN portfolio_now p ON p.loan_id = t.loan_id
+    WHERE t.status = 'open' AND t.assignee IS NULL AND t.due_at <= now() AND t.not_before > now()
+      AND ($1::text[] IS NULL OR t.pool = ANY($1::text[]))
+    ORDER BY t.not_before, t.priority DESC, t.id
+    LIMIT $2
+"""
+
+# The task a claim may take, locked; a task another claim holds is skipped (that claim decides it).
+_CLAIMABLE = """
+    SELECT t.loan_id, t.kind
+    FROM collector_tasks t
+    WHERE t.id = $1::uuid AND t.status = 'open' AND t.assignee IS NULL AND t.due_at <= now()
+      AND (t.not_before IS NULL OR t.not_before <= now())
+      AND ($2::text[] IS NULL OR t.pool = ANY($2::text[]))
+    FOR UPDATE SKIP LOCKED
+"""
+
+# A refused contact: the task waits until the rules allow it. `allowed_at` is on the loan's collections
+# clock (the demo runs faster than real time), so it becomes real time through the clock of the loan's
+# portfolio row; without a row (or a clock running at real speed) it is taken as it is. NULL: no end
+# ('infinity').
+_HOLD_BACK = """
+    UPDATE collector_tasks t SET
+        not_before = coalesce(
+            (SELECT p.clock_real_anchor + ($2::timestamptz - p.clock_collections_anchor) / p.clock_speed
+             FROM portfolio_now p WHERE p.loan_id = t.loan_id),
+            $2::timestamptz,
+            'infinity'),
+        not_before_reason = $3
+    WHERE t.id = $1::uuid
+"""
+
+
+def zone_of(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def borrower_time(instant: datetime, zone_name: str | None) -> str:
+    """An instant as the borrower's wall-clock time with the zone spelt out, so that nobody reads it in their
+    own zone: '2026-11-25 08:00 (Asia/Shanghai, UTC+08:00)'."""
+    zone = zone_of(zone_name)
+    local = (instant if instant.tzinfo else instant.replace(tzinfo=UTC)).astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local.strftime('%Y-%m-%d %H:%M')} ({zone.key}, UTC{offset[:3]}:{offset[3:]})"
+
+
+TEMPLATES.env.globals["borrower_time"] = borrower_time
+
+
 def pools_of(user: User) -> list[str] | None:
     """The pools whose tasks `user` may see and claim; None: every pool (supervisors and admins)."""
     return None if user.has_role("supervisor") else list(user.pools)
 
 
 async def queue_for(pool: asyncpg.Pool, user: User, limit: int = QUEUE_LIMIT) -> dict[str, Any]:
-    """The rows of the page: `mine` (in progress, mine) and each section of the open tasks due now."""
+    """The rows of the page: `mine` (in progress, mine), each section of the open tasks due now, and `held`
+    (due, but refused by the contact rules until `allowed_from`)."""
     mine = await pool.fetch(_MINE, user.username, limit)
     rows = await pool.fetch(_OPEN_DUE_NOW, pools_of(user), limit)
+    held = await pool.fetch(_HELD_BACK, pools_of(user), limit)
     sections: dict[str, list[asyncpg.Record]] = {name: [] for name in SECTIONS}
     for row in rows:
         sections[row["section"]].append(row)
-    return {"mine": mine, **sections}
+    return {"mine": mine, **sections, "held": held}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -93,25 +187,45 @@ async def work_queue(request: Request, user: CurrentUser) -> Response:
         "broken_promises": rows["broken_promises"],
         "callbacks": rows["callbacks"],
         "open_tasks": rows["open"],
+        "held": rows["held"],
         "pools": pools_of(user),
         "error": None,
     }
     return render(request, "queue.html", context)
 
 
-async def claim_task(pool: asyncpg.Pool, task_id: str, user: User) -> str | None:
-    """Take an open task due now in one of `user`'s pools; its loan id, or None when it cannot be taken."""
+async def claim_task(pool: asyncpg.Pool, starter: CollectionsStarter, task_id: str, user: User) -> str | None:
+    """Take an open task due now in one of `user`'s pools: its loan id, or None when it cannot be taken.
+
+    A call or visit is claimed only once the loan's workflow accepts the contact; when the contact rules
+    refuse, the task keeps the time it becomes allowed and `ContactNotAllowed` is raised. `UnknownLoan`,
+    `CollectionClosed`, `RequestRefused`, TimeoutError and RPCError pass through: nothing changed."""
+    refused: ContactNotAllowed | None = None
     try:
-        loan_id: str | None = await pool.fetchval(
-            "UPDATE collector_tasks SET assignee = $2, status = 'in_progress' "
-            "WHERE id = $1::uuid AND status = 'open' AND assignee IS NULL AND due_at <= now() "
-            "AND ($3::text[] IS NULL OR pool = ANY($3::text[])) RETURNING loan_id",
-            task_id,
-            user.username,
-            pools_of(user),
-        )
+        async with pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(_CLAIMABLE, task_id, pools_of(user))
+            if row is None:
+                return None
+            channel = CONTACT_CHANNELS.get(row["kind"])
+            if channel is not None:
+                try:
+                    async with asyncio.timeout(CLAIM_TIMEOUT_SECONDS):
+                        await starter.claim_contact(row["loan_id"], task_id, channel, user.username)
+                except ContactNotAllowed as error:
+                    refused = error
+                    await connection.execute(_HOLD_BACK, task_id, error.allowed_at, error.reason[:MAX_REASON])
+            if refused is None:
+                await connection.execute(
+                    "UPDATE collector_tasks SET assignee = $2, status = 'in_progress', not_before = NULL, "
+                    "not_before_reason = NULL WHERE id = $1::uuid",
+                    task_id,
+                    user.username,
+                )
     except asyncpg.DataError:  # not a uuid
         return None
+    if refused is not None:
+        raise refused
+    loan_id: str = row["loan_id"]
     return loan_id
 
 
@@ -135,7 +249,11 @@ async def _why_not_claimed(pool: asyncpg.Pool, task_id: str, user: User, _: Tran
     """Why a claim found nothing to take, in the user's language."""
     try:
         row = await pool.fetchrow(
-            "SELECT status, pool, due_at > now() AS not_due FROM collector_tasks WHERE id = $1::uuid", task_id
+            "SELECT t.status, t.pool, t.due_at > now() AS not_due, t.not_before > now() AS held_back, "
+            "CASE WHEN isfinite(t.not_before) THEN t.not_before END AS allowed_from, t.not_before_reason, "
+            "p.timezone FROM collector_tasks t LEFT JOIN portfolio_now p ON p.loan_id = t.loan_id "
+            "WHERE t.id = $1::uuid",
+            task_id,
         )
     except asyncpg.DataError:
         row = None
@@ -145,18 +263,43 @@ async def _why_not_claimed(pool: asyncpg.Pool, task_id: str, user: User, _: Tran
             return _("This task is in a pool you do not work: ask a supervisor.")
         if row["not_due"]:
             return _("This task is not due yet.")
+        if row["held_back"]:
+            return refusal_message(_, row["not_before_reason"] or "", row["allowed_from"], row["timezone"])
     return _("This task was already claimed by someone else, or is no longer open.")
+
+
+def refusal_message(_: Translate, reason: str, allowed_at: datetime | None, zone: str | None) -> str:
+    """Why the contact rules refuse, and from when contact is allowed, in the borrower's time spelt out."""
+    if allowed_at is None:
+        return _(REFUSED_FOR_NOW_TEXT, reason=reason)
+    return _(REFUSED_UNTIL_TEXT, reason=reason, when=borrower_time(allowed_at, zone))
 
 
 @router.post("/tasks/{task_id}/claim")
 async def claim(request: Request, task_id: str, user: CurrentUser) -> Response:
     await checked_form(request)
-    pool = services_of(request).pool
-    loan_id = await claim_task(pool, task_id, user)
-    if loan_id is None:
-        message = await _why_not_claimed(pool, task_id, user, translator(user.locale))
-        return render(request, "error.html", {"user": user, "message": message}, status_code=409)
-    return RedirectResponse(f"/loans/{quote(loan_id)}", status_code=303)
+    services = services_of(request)
+    _ = translator(user.locale)
+    status_code = 409
+    try:
+        claimed = await claim_task(services.pool, services.starter, task_id, user)
+    except ContactNotAllowed as refused:
+        zone = await services.pool.fetchval(
+            "SELECT timezone FROM portfolio_now WHERE loan_id = $1", refused.loan_id
+        )
+        message = refusal_message(_, refused.reason, refused.allowed_at, zone)
+    except (UnknownLoan, CollectionClosed, InvalidRequest):
+        message = _("No collection is running for this task's loan, so the task cannot be worked.")
+    except RequestRefused as refused:
+        message = _("The loan's workflow refused the claim: {reason}", reason=refused.reason)
+    except (TimeoutError, RPCError):
+        message = _("The collections service did not answer, so the task was not claimed. Try again shortly.")
+        status_code = 503
+    else:
+        if claimed is not None:
+            return RedirectResponse(f"/loans/{quote(claimed)}", status_code=303)
+        message = await _why_not_claimed(services.pool, task_id, user, _)
+    return render(request, "error.html", {"user": user, "message": message}, status_code=status_code)
 
 
 @router.post("/tasks/{task_id}/release")

@@ -20,7 +20,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio.client import (
@@ -55,7 +55,9 @@ from starter.problems import field_problems
 from starter.starting import START_RESULTS, StartResult, WorkflowIdTaken, start_cycle
 from workflows import search_attributes as sa
 from workflows.messages import (
+    CLAIM_CONTACT_UPDATE,
     CLOSE_SIGNAL,
+    CONTACT_NOT_ALLOWED,
     ESCALATE_STAGE_UPDATE,
     HOLD_STAGE_UPDATE,
     PAYMENT_SIGNAL,
@@ -71,6 +73,8 @@ from workflows.messages import (
     CloseRequest,
     CollectionInput,
     CollectionStatus,
+    ContactClaim,
+    ContactClaimAccepted,
     PromiseAccepted,
     workflow_id,
 )
@@ -146,6 +150,18 @@ class RequestRefused(Exception):
         self.loan_id = loan_id
         self.reason = reason
         super().__init__(f"{loan_id}: {reason}")
+
+
+class ContactNotAllowed(Exception):
+    """The contact rules refuse a call or visit now (hours, caps, holds, opt-outs, cease); nothing counted.
+    `allowed_at`: when it becomes allowed (the workflow's clock), or None while the restriction lasts."""
+
+    def __init__(self, loan_id: str, reason: str, allowed_at: datetime | None) -> None:
+        self.loan_id = loan_id
+        self.reason = reason
+        self.allowed_at = allowed_at
+        when = f"; allowed from {allowed_at.isoformat()}" if allowed_at else "; not while this lasts"
+        super().__init__(f"{loan_id}: {reason}{when}")
 
 
 class StartFailed(RuntimeError):
@@ -483,6 +499,32 @@ class CollectionsStarter:
         """
         check_loan_id(loan_id)
         return await self._update(loan_id, update, request, ContactState)
+
+    async def claim_contact(
+        self, loan_id: str, task_id: str, channel: Literal["call", "visit"], collector: str
+    ) -> ContactClaimAccepted:
+        """Ask the contact rules, at the moment a collector takes a call or visit task, whether the borrower
+        may be contacted now; accepted, the claim is the attempt (it counts toward the caps).
+
+        Raises `ContactNotAllowed` (reason, allowed_at) when the rules refuse, `RequestRefused` for any other
+        refusal, `UnknownLoan` / `CollectionClosed` when no collection is running for the loan.
+        """
+        check_loan_id(loan_id)
+        request = _validated(ContactClaim, {"task_id": task_id, "channel": channel, "collector": collector})
+        try:
+            return await self.handle(loan_id).execute_update(
+                CLAIM_CONTACT_UPDATE, request, result_type=ContactClaimAccepted
+            )
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type == CONTACT_NOT_ALLOWED:
+                first = cause.details[0] if cause.details else None
+                allowed_at = datetime.fromisoformat(first) if isinstance(first, str) else None
+                raise ContactNotAllowed(loan_id, cause.message, allowed_at) from None
+            reason = cause.message if isinstance(cause, ApplicationError | FailureError) else str(cause)
+            raise RequestRefused(loan_id, reason or "refused") from None
+        except RPCError as error:
+            raise await self._explain(loan_id, error) from None
 
     # -- arrangements (collectors and supervisors) -----------------------------------------------------------
     # Updates with validators: each returns the loan's CollectionStatus right after the change, or raises

@@ -93,7 +93,7 @@ async def test_two_collectors_cannot_claim_the_same_task(
     loan_id = f"ADM-{uuid.uuid4().hex[:8]}"
     task_id = await db_pool.fetchval(
         "INSERT INTO collector_tasks (idempotency_key, loan_id, step_key, kind, due_at, priority) "
-        "VALUES ($1, $2, 'call-1', 'call', now(), 999) RETURNING id",
+        "VALUES ($1, $2, 'review-1', 'review', now(), 999) RETURNING id",  # a call would ask its workflow
         f"{loan_id}:call-1",
         loan_id,
     )

@@ -131,7 +131,7 @@ def test_no_filter_reads_open_loans_in_dpd_order() -> None:
     sql, args = build_search(PortfolioFilter())
     assert f"FROM portfolio_now WHERE outcome IS NULL AND {REAL_CLOCK} UNION ALL" in sql
     assert f"FROM portfolio_now WHERE outcome IS NULL AND {OTHER_CLOCK}) AS found" in sql
-    assert sql.endswith("ORDER BY dpd DESC, loan_id LIMIT $1 OFFSET $2")
+    assert sql.endswith("ORDER BY dpd DESC, loan_id, cycle DESC LIMIT $1 OFFSET $2")
     assert args == [PAGE_SIZE, 0]
 
 
@@ -149,7 +149,7 @@ def test_the_dpd_order_sorts_real_clock_loans_up_to_the_bound_only() -> None:
 def test_other_orders_read_the_matches_in_one_go() -> None:
     sql, _ = build_search(PortfolioFilter(sort="amount"), dpd_bound=date(2024, 5, 1))
     assert "UNION" not in sql and "overdue_since" not in sql
-    assert sql.endswith("ORDER BY amount_overdue_minor DESC, loan_id LIMIT $1 OFFSET $2")
+    assert sql.endswith("ORDER BY amount_overdue_minor DESC, loan_id, cycle DESC LIMIT $1 OFFSET $2")
 
 
 def test_user_values_are_parameters_never_sql_text() -> None:

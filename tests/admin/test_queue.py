@@ -1,4 +1,7 @@
-"""The work queue over HTTP against PostgreSQL: tasks due now in my pools, its sections, claim and release."""
+"""The work queue over HTTP against PostgreSQL: tasks due now in my pools, its sections, claim and release.
+
+Tasks here are reviews unless a test says otherwise: claiming a call or visit asks the loan's workflow first
+(tests/admin/test_contact_claims.py), these loans have none."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import httpx
 
 from admin.queue import claim_task
 from admin.users import User, create_user
+from starter.api import CollectionsStarter
 from tests.admin.conftest import PASSWORD, MakeClient, csrf_of, login, post_form
 
 
@@ -24,7 +28,7 @@ async def add_task(
     task_pool: str,
     *,
     loan_id: str | None = None,
-    kind: str = "call",
+    kind: str = "review",
     step_key: str = "call-1",
     note: str = "",
     due_in: timedelta = timedelta(minutes=-1),
@@ -160,7 +164,7 @@ async def test_a_task_can_be_claimed_only_when_due_and_in_my_pool(
 
 
 async def test_two_collectors_claiming_at_once_exactly_one_wins(
-    make_client: MakeClient, db_pool: asyncpg.Pool
+    make_client: MakeClient, db_pool: asyncpg.Pool, starter: CollectionsStarter
 ) -> None:
     pool = unique("race")
     first_user, second_user = (
@@ -186,7 +190,7 @@ async def test_two_collectors_claiming_at_once_exactly_one_wins(
     # And at the level of the statement, with more contenders than the pool has connections.
     task_id, loan_id = await add_task(db_pool, pool)
     contenders = [await user_in(db_pool, "collector", pool) for _ in range(8)]
-    results = await asyncio.gather(*(claim_task(db_pool, task_id, user) for user in contenders))
+    results = await asyncio.gather(*(claim_task(db_pool, starter, task_id, user) for user in contenders))
     assert results.count(loan_id) == 1 and results.count(None) == 7
 
 
