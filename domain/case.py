@@ -9,13 +9,21 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from domain.arrangements import RepaymentPlan, SettlementOffer, StageHoldState, Waiver, take_first, waive
+from domain.arrangements import (
+    AgencyRecall,
+    RepaymentPlan,
+    SettlementOffer,
+    StageHoldState,
+    Waiver,
+    take_first,
+    waive,
+)
 from domain.calendar import days_past_due
 from domain.clock import CollectionsClock
 from domain.contact_profiles import ContactProfile
-from domain.contact_rules import ContactAttempt, ContactState, prune_attempts
+from domain.contact_rules import ContactAttempt, ContactChannel, ContactState, prune_attempts
 from domain.loan import Instalment, Loan, Payment
 from domain.promise import PromiseToPay
 from domain.strategy import Stage, Strategy
@@ -29,6 +37,31 @@ CloseReason = Literal["restructured", "sold", "cancelled", "settled", "other"]
 # record lives in PostgreSQL and in the workflow histories. Payment ids are never trimmed: forgetting one
 # would let a late retry of that payment be applied twice.
 HISTORY_LIMIT = 50
+
+
+class CloseRequest(BaseModel):
+    """Servicing closes the collection (restructured, sold...): kept in the case until the loop acts on it, so
+    a close that arrives while the run continues as new is carried across, never lost."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    reason: CloseReason
+    note: str | None = Field(default=None, max_length=500)
+
+
+class ContactMade(BaseModel):
+    """A contact that really went out (not a skipped or deferred step): what letters and referrals cite."""
+
+    channel: ContactChannel
+    at: datetime  # collections time
+
+
+class LetterSent(BaseModel):
+    """The lawyer's letter of this cycle, dispatched by the legal case: litigation needs it and its window."""
+
+    document_id: str
+    dispatched_at: datetime
+    respond_by: date
 
 
 class StepRecord(BaseModel):
@@ -89,6 +122,16 @@ class CollectionCase(BaseModel):
     waivers: list[Waiver] = Field(default_factory=list)
     waived_total_minor: int = 0
     stage_hold: StageHoldState | None = None
+    # Requests the loop carries out; in the case (not in workflow fields) so continue-as-new carries them.
+    close_request: CloseRequest | None = None
+    recall_request: AgencyRecall | None = None
+    contacts_made: list[ContactMade] = Field(default_factory=list, description="bounded, newest last")
+    letter: LetterSent | None = None
+    legal_held: bool = False  # the legal case was told to wait for a hold to end
+    # Collector tasks the workflow opened (task id -> step key), cancelled when the loan closes or is held;
+    # the step keys of tasks a hold cancelled are created again when the hold ends.
+    open_tasks: dict[str, str] = Field(default_factory=dict)
+    tasks_after_hold: list[str] = Field(default_factory=list)
 
     @classmethod
     def open(cls, loan: Loan, strategy: Strategy, clock: CollectionsClock) -> CollectionCase:
@@ -132,6 +175,18 @@ class CollectionCase(BaseModel):
     @property
     def closed(self) -> bool:
         return self.outcome is not None
+
+    @property
+    def closing(self) -> bool:
+        """Closed, or asked to close: no new arrangement, contact or escalation may start."""
+        return self.outcome is not None or self.close_request is not None
+
+    @property
+    def cycle(self) -> date:
+        """This collection cycle: the overdue date the loan entered collections with. A cured loan that
+        goes overdue again is a new cycle (a new run of the same workflow id): ids and journal keys carry
+        it."""
+        return self.loan.overdue_since
 
     def dpd(self, now: datetime) -> int:
         return days_past_due(self.anchor, now, self.loan.zone)
@@ -207,6 +262,25 @@ class CollectionCase(BaseModel):
         self.attempts = prune_attempts([*self.attempts, attempt], now, keep_days=keep)
         if self.contact.first_contact_at is None:
             self.contact = self.contact.model_copy(update={"first_contact_at": attempt.at})
+
+    def add_outcome_attempt(self, attempt: ContactAttempt, now: datetime) -> None:
+        """A recorded call or visit outcome: it replaces the attempt its claim counted (same channel and
+        address, not yet resolved), so a claimed call that gets an outcome counts once, not twice."""
+        claimed = next(
+            (
+                a
+                for a in reversed(self.attempts)
+                if a.claim and a.channel == attempt.channel and a.address == attempt.address
+            ),
+            None,
+        )
+        if claimed is not None:
+            self.attempts = [a for a in self.attempts if a is not claimed]
+            attempt = attempt.model_copy(update={"at": claimed.at})
+        self.add_attempt(attempt, now)
+
+    def contacted(self, channel: ContactChannel, at: datetime) -> None:
+        self.contacts_made = [*self.contacts_made, ContactMade(channel=channel, at=at)][-HISTORY_LIMIT:]
 
     def record(self, record: StepRecord) -> None:
         self.history = [*self.history, record][-HISTORY_LIMIT:]

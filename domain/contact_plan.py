@@ -5,7 +5,7 @@ Pure glue between the strategy's steps and `domain.contact_rules`, so the workfl
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -14,6 +14,24 @@ from domain.contact_rules import ContactChannel, ContactDecision, check_contact
 from domain.strategy import Step
 
 MESSAGE_CHANNELS: tuple[ContactChannel, ...] = ("sms", "email", "push")
+# The US validation notice (Reg F Model Form B-1) is part of the e-mail template only (templates/*/_email.j2):
+# an SMS or a push never carries it, so only these channels may record it as sent.
+NOTICE_CHANNELS: frozenset[str] = frozenset({"email"})
+# Steps that go to the borrower's postal address: without one on file they become a trace-address task.
+POSTAL_CHANNELS: frozenset[str] = frozenset({"visit", "letter"})
+# A provider that stayed down through every retry: the message is tried again this much later (same key,
+# so delivered at most once). An outage says nothing about the borrower, so no contact point is closed.
+PROVIDER_OUTAGE_RETRY = timedelta(hours=1)
+
+
+def carries_validation_notice(channel: str) -> bool:
+    return channel in NOTICE_CHANNELS
+
+
+def outage_retry_at(now: datetime) -> datetime:
+    """When to try a message again after an outage: from the current time (after the retries), never from
+    when the step started, so the deferral never ends before it was recorded."""
+    return now + PROVIDER_OUTAGE_RETRY
 
 
 def contact_channel(step: Step) -> ContactChannel | None:
@@ -35,7 +53,9 @@ def address_for(case: CollectionCase, channel: ContactChannel) -> str | None:
         return borrower.email
     if channel == "push":
         return case.loan.loan_id  # the borrower's app account, keyed by loan id
-    return "postal"  # visits and letters go to the address on file
+    # Visits and registered letters go to the postal address on file; none on file: nobody can be visited
+    # or written to, and the workflow opens a task to trace the address instead.
+    return getattr(borrower, "postal_address", None)
 
 
 class ChannelChoice(BaseModel):
@@ -45,14 +65,18 @@ class ChannelChoice(BaseModel):
     closed: list[str]  # channels passed over, with why: for the journal and the step record
 
 
-def choose_channel(case: CollectionCase, wanted: ContactChannel, now: datetime) -> ChannelChoice:
+def choose_channel(
+    case: CollectionCase, wanted: ContactChannel, now: datetime, exclude: frozenset[str] = frozenset()
+) -> ChannelChoice:
     """The step's own channel if the rules allow it now; if it is deferred, wait for it; if it is closed for
-    good (opt-out, unreachable), the next message channel the borrower can be reached on."""
+    good (opt-out, unreachable, or `exclude`: a provider refused this step's message), the next message
+    channel the borrower can be reached on."""
     assert case.profile is not None
     order = (
         [wanted, *(c for c in MESSAGE_CHANNELS if c != wanted)] if wanted in MESSAGE_CHANNELS else [wanted]
     )
-    closed: list[str] = []
+    closed: list[str] = [f"{c}: message refused by the provider" for c in order if c in exclude]
+    order = [c for c in order if c not in exclude]
     last: ContactDecision | None = None
     for channel in order:
         address = address_for(case, channel)
@@ -72,7 +96,6 @@ def choose_channel(case: CollectionCase, wanted: ContactChannel, now: datetime) 
         if decision.allowed or decision.at is not None:
             return ChannelChoice(channel=channel, address=address, decision=decision, closed=closed)
         closed.append(f"{channel}: {decision.reason}")
-    assert last is not None or closed
     decision = last or ContactDecision(allowed=False, at=None, rule="unreachable", reason="; ".join(closed))
     return ChannelChoice(channel=None, address=None, decision=decision, closed=closed)
 
@@ -90,3 +113,22 @@ def escalation_hold(case: CollectionCase, now: datetime) -> tuple[str, datetime 
     if state.hardship_until is not None and state.hardship_until > now:
         return f"hardship hold until {state.hardship_until:%Y-%m-%d}", state.hardship_until
     return None
+
+
+def claim_decision(case: CollectionCase, channel: ContactChannel, now: datetime) -> ContactDecision:
+    """May a collector call (or visit) the borrower now? Asked when a task is claimed: a task created at
+    21:59 is not callable at 23:00 local, and every claim counts toward the caps."""
+    assert case.profile is not None
+    address = address_for(case, channel)
+    if address is None:
+        reason = f"no address on file for {channel}"
+        return ContactDecision(allowed=False, at=None, rule="unreachable", reason=reason)
+    return check_contact(
+        profile=case.profile,
+        zone=case.loan.zone,
+        channel=channel,
+        address=address,
+        attempts=case.attempts,
+        state=case.contact,
+        now=now,
+    )

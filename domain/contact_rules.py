@@ -88,6 +88,9 @@ class ContactAttempt(BaseModel):
     address: str = Field(max_length=254)
     connected: bool = False  # a call that was answered, by anyone
     right_party: bool = False  # spoke to the borrower; implies connected; starts the US quiet period
+    # A collector claimed a call or visit task: it counts as an attempt at once (a collector who never records
+    # an outcome cannot dodge the caps); the outcome recorded later replaces it rather than adding one.
+    claim: bool = False
 
 
 def _naive_time(value: time) -> time:

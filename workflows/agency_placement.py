@@ -23,7 +23,7 @@ AGENCY_PLACEMENT_WORKFLOW = "AgencyPlacementWorkflow"
 RECALL_SIGNAL = "recall"
 PLACED_SIGNAL = "agency_placed"  # sent to the parent once the agency has the account
 
-RecallReason = Literal["paid", "closed", "expired", "escalated", "written_off", "disputed"]
+RecallReason = Literal["paid", "closed", "expired", "escalated", "written_off", "disputed", "hold"]
 
 
 class PlacementInput(BaseModel):

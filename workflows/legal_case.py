@@ -8,7 +8,7 @@ parent withdraws the case (paid, closed) first.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel
@@ -22,6 +22,10 @@ with workflow.unsafe.imports_passed_through():
 
 LEGAL_CASE_WORKFLOW = "LegalCaseWorkflow"
 WITHDRAW_SIGNAL = "withdraw"
+# Holds bind the legal case: while held (dispute, Breathing Space, hardship, cease) nothing is filed.
+HOLD_SIGNAL = "hold"
+RELEASE_SIGNAL = "release"
+LETTER_SENT_SIGNAL = "letter_sent"  # to the parent: the letter went out by registered mail
 
 
 class LegalCaseInput(BaseModel):
@@ -29,6 +33,17 @@ class LegalCaseInput(BaseModel):
     timezone: str
     clock: CollectionsClock
     referral: contracts.LitigationReferralRequest | None  # None: below the litigation threshold
+    parent_workflow_id: str | None = None
+
+
+class HoldRequest(BaseModel):
+    reason: str
+
+
+class LetterDispatched(BaseModel):
+    document_id: str
+    tracking_reference: str
+    respond_by: date
 
 
 class WithdrawRequest(BaseModel):
@@ -47,10 +62,19 @@ class LegalOutcome(BaseModel):
 class LegalCaseWorkflow:
     def __init__(self) -> None:
         self._withdrawn: str | None = None
+        self._held: str | None = None
 
     @workflow.signal(name=WITHDRAW_SIGNAL)
     def withdraw(self, request: WithdrawRequest) -> None:
         self._withdrawn = self._withdrawn or request.reason
+
+    @workflow.signal(name=HOLD_SIGNAL)
+    def hold(self, request: HoldRequest) -> None:
+        self._held = request.reason
+
+    @workflow.signal(name=RELEASE_SIGNAL)
+    def release(self) -> None:
+        self._held = None
 
     @workflow.run
     async def run(self, input: LegalCaseInput) -> LegalOutcome:
@@ -63,6 +87,17 @@ class LegalCaseWorkflow:
             retry_policy=CASE_RETRY,
             summary=f"lawyer's letter ({letter_request.locale}), respond by {letter_request.respond_by}",
         )
+        # A hold raised since the case opened binds the dispatch too: the letter is a contact.
+        await workflow.wait_condition(lambda: self._held is None or self._withdrawn is not None)
+        if self._withdrawn is not None:
+            workflow.set_current_details("**Closed**: withdrawn before the letter was sent")
+            return LegalOutcome(
+                document_id=letter.document_id,
+                sha256=letter.sha256,
+                tracking_reference=None,
+                case_id=None,
+                ended="withdrawn",
+            )
         mail = await workflow.execute_activity(
             contracts.DISPATCH_REGISTERED_MAIL,
             contracts.RegisteredMailRequest(
@@ -80,6 +115,15 @@ class LegalCaseWorkflow:
             f"**Letter** {letter.document_id} (sha256 {letter.sha256[:12]}…) sent, tracking "
             f"{mail.tracking_reference}; response due {letter_request.respond_by}"
         )
+        if input.parent_workflow_id is not None:
+            await workflow.get_external_workflow_handle(input.parent_workflow_id).signal(
+                LETTER_SENT_SIGNAL,
+                LetterDispatched(
+                    document_id=letter.document_id,
+                    tracking_reference=mail.tracking_reference,
+                    respond_by=letter_request.respond_by,
+                ),
+            )
         # The borrower has until the end of the respond-by day, in their own time zone.
         deadline: datetime = end_of_local_day(letter_request.respond_by, input.timezone)
         try:
@@ -90,6 +134,11 @@ class LegalCaseWorkflow:
             )
         except TimeoutError:
             pass
+        if self._withdrawn is None and input.referral is not None and self._held is not None:
+            # The whole window has passed, but a hold binds the case: nothing is filed until it is lifted
+            # (or the parent withdraws the case).
+            workflow.set_current_details(f"**Held**: {self._held}; litigation waits")
+            await workflow.wait_condition(lambda: self._held is None or self._withdrawn is not None)
         if self._withdrawn is not None or input.referral is None:
             ended: Literal["window_passed", "withdrawn"] = "withdrawn" if self._withdrawn else "window_passed"
             workflow.set_current_details(f"**Closed**: {ended}")

@@ -6,11 +6,16 @@ Names of the handlers are constants so the starter, the admin UI and the tests c
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, model_validator
 
+from activities.contracts import JournalEntry
 from domain.arrangements import RepaymentPlan, SettlementOffer, StageHoldState, Waiver
-from domain.case import CloseReason, CollectionCase, Outcome, StepRecord
+
+# CloseRequest is defined with the case: servicing's close travels in the case (continue-as-new carries it).
+from domain.case import CloseRequest as CloseRequest
+from domain.case import CollectionCase, LetterSent, Outcome, StepRecord
 from domain.contact_profiles import ContactProfile
 from domain.contact_rules import ContactState
 from domain.loan import Loan
@@ -33,6 +38,9 @@ OPT_OUT_UPDATE = "opt_out"
 PREFERRED_HOURS_UPDATE = "set_contact_hours"
 STOP_COLLECTION_UPDATE = "stop_collection"
 CONTACT_OUTCOME_UPDATE = "record_contact_outcome"
+# A collector claims a call or visit task: the contact rules are asked at that moment (update with validator).
+CLAIM_CONTACT_UPDATE = "claim_contact"
+CONTACT_NOT_ALLOWED = "ContactNotAllowed"
 # Arrangements by collectors and supervisors (updates with validators, `domain.arrangements` requests); each
 # returns the loan's CollectionStatus after the change.
 REPAYMENT_PLAN_UPDATE = "arrange_repayment_plan"
@@ -54,7 +62,14 @@ ARRANGEMENT_UPDATES = (
 
 
 def workflow_id(loan_id: str) -> str:
+    """The loan's collection workflow; every cycle of the loan is a run of this id (see starter.api)."""
     return f"collection-{loan_id}"
+
+
+def child_workflow_id(parent_id: str, cycle: date, child: str) -> str:
+    """Children of a loan's workflow: `collection-{loan_id}/{cycle}/legal`. Loan ids cannot contain "/", so
+    no loan's workflow id (say loan `X-legal`'s) can ever take a child's id, and each cycle has its own."""
+    return f"{parent_id}/{cycle.isoformat()}/{child}"
 
 
 class CollectionInput(BaseModel):
@@ -69,13 +84,27 @@ class CollectionInput(BaseModel):
         default=None, description="contact rules of the loan's jurisdiction (domain.contact_profiles)"
     )
     case: CollectionCase | None = Field(default=None, description="carried state on continue-as-new")
+    journal_pending: list[JournalEntry] = Field(
+        default_factory=list, description="journal entries not yet written, carried on continue-as-new"
+    )
+
+    @model_validator(mode="after")
+    def _rules_apply(self) -> CollectionInput:
+        # Every loan is collected under its jurisdiction's contact rules: there is no loan without them.
+        if self.profile is None and (self.case is None or self.case.profile is None):
+            raise ValueError("profile: the contact rules of the loan's jurisdiction are required")
+        return self
 
 
-class CloseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+class ContactClaim(BaseModel):
+    task_id: str = Field(min_length=1, max_length=64)
+    channel: Literal["call", "visit"]
+    collector: str = Field(min_length=1, max_length=64)
 
-    reason: CloseReason
-    note: str | None = Field(default=None, max_length=500)
+
+class ContactClaimAccepted(BaseModel):
+    task_id: str
+    attempt_at: datetime
 
 
 class PromiseAccepted(BaseModel):
@@ -102,6 +131,7 @@ class CollectionStatus(BaseModel):
     principal_outstanding_minor: int
     paid_total_minor: int
     overdue_since: date
+    cycle: date | None = Field(default=None, description="the cycle's overdue date as the loan entered")
     open_promise: PromiseToPay | None
     promises: list[PromiseToPay]
     broken_promises: int
@@ -131,4 +161,7 @@ class CollectionStatus(BaseModel):
     waivers: list[Waiver] = Field(default_factory=list)
     stage_hold: StageHoldState | None = Field(
         default=None, description="stage advance frozen by a supervisor until `until` (None: not held)"
+    )
+    letter: LetterSent | None = Field(
+        default=None, description="the lawyer's letter of this cycle, once sent"
     )

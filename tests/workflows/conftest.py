@@ -31,6 +31,7 @@ def make_loan(
     risk: str = "C",
     instalments: list[tuple[int, int]] | None = None,
     email: str | None = "li.lei@example.cn",
+    postal_address: str | None = "上海市浦东新区世纪大道100号",
 ) -> Loan:
     """A CNY loan overdue for `dpd` borrower-local days; instalments as (days before today, amount)."""
     today = now.astimezone(SHANGHAI).date()
@@ -38,7 +39,12 @@ def make_loan(
     return Loan(
         loan_id=f"L-{uuid.uuid4().hex[:10]}",
         borrower=Borrower(
-            name="李雷", phone="+8613800138000", email=email, locale="zh-CN", timezone="Asia/Shanghai"
+            name="李雷",
+            phone="+8613800138000",
+            email=email,
+            locale="zh-CN",
+            timezone="Asia/Shanghai",
+            postal_address=postal_address,
         ),
         currency="CNY",
         amount_overdue_minor=amount,
@@ -67,11 +73,9 @@ class Harness:
     async def today(self) -> date:
         return (await self.now()).astimezone(SHANGHAI).date()
 
-    async def start(
-        self, loan: Loan, strategy: Strategy | None = None, *, legacy: bool = False, **kwargs: object
-    ) -> WorkflowHandle:
-        """Start a loan with its jurisdiction's contact profile (`legacy`: without, as before profiles)."""
-        profile = None if legacy else default_profiles()[loan.jurisdiction]
+    async def start(self, loan: Loan, strategy: Strategy | None = None, **kwargs: object) -> WorkflowHandle:
+        """Start a loan with its jurisdiction's contact profile."""
+        profile = default_profiles()[loan.jurisdiction]
         handle = await self.client.start_workflow(
             WORKFLOW_NAME,
             CollectionInput(loan=loan, strategy=strategy or default_strategy(), profile=profile, **kwargs),

@@ -25,6 +25,9 @@ class FakeActivities:
     snapshots: list[contracts.PortfolioSnapshot] = field(default_factory=list)
     journal_delay: float = 0.0  # real seconds: lets a test land a signal while the journal is written
     recall_delay: float = 0.0  # real seconds: lets a test land an update while an agency recall runs
+    rejecting_channels: set[str] = field(default_factory=set)  # the provider refuses the message for good
+    open_tasks: dict[str, str] = field(default_factory=dict)  # task id -> loan id, as the queue holds them
+    cancelled: list[contracts.CollectorTaskCancellation] = field(default_factory=list)
 
     def _log(self, name: str, request: object) -> None:
         self.calls.append((name, request))
@@ -44,6 +47,8 @@ class FakeActivities:
             raise RuntimeError("provider down")  # retryable, like a 503 from a gateway
         if request.channel in self.failing_channels:
             raise ApplicationError("bounced", type=contracts.CONTACT_POINT_INVALID, non_retryable=True)
+        if request.channel in self.rejecting_channels:
+            raise ApplicationError("HTTP 422", type=contracts.MESSAGE_REJECTED, non_retryable=True)
         return contracts.MessageReceipt(
             message_id=f"m-{len(self.calls)}", channel=request.channel, status="queued", duplicate=False
         )
@@ -53,7 +58,20 @@ class FakeActivities:
         self, request: contracts.CollectorTaskRequest
     ) -> contracts.CollectorTaskReceipt:
         self._log(contracts.CREATE_COLLECTOR_TASK, request)
-        return contracts.CollectorTaskReceipt(task_id=f"t-{len(self.calls)}", duplicate=False)
+        task_id = f"t-{len(self.calls)}"
+        self.open_tasks[task_id] = request.loan_id
+        return contracts.CollectorTaskReceipt(task_id=task_id, duplicate=False)
+
+    @activity.defn(name=contracts.CANCEL_COLLECTOR_TASKS)
+    async def cancel_collector_tasks(
+        self, request: contracts.CollectorTaskCancellation
+    ) -> contracts.CollectorTaskCancelReceipt:
+        self._log(contracts.CANCEL_COLLECTOR_TASKS, request)
+        self.cancelled.append(request)
+        ids = [t for t, loan in self.open_tasks.items() if loan == request.loan_id]
+        for task_id in ids:
+            del self.open_tasks[task_id]
+        return contracts.CollectorTaskCancelReceipt(cancelled=ids)
 
     @activity.defn(name=contracts.PLACE_WITH_AGENCY)
     async def place_with_agency(self, request: contracts.PlacementRequest) -> contracts.PlacementReceipt:
@@ -125,6 +143,7 @@ class FakeActivities:
         return [
             self.send_message,
             self.create_collector_task,
+            self.cancel_collector_tasks,
             self.place_with_agency,
             self.recall_from_agency,
             self.generate_lawyer_letter,

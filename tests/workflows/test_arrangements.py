@@ -399,16 +399,6 @@ async def test_a_second_recall_while_the_first_runs_is_refused_not_journaled_twi
     assert (await status(handle)).agency_placement_id is None
 
 
-async def test_legacy_loan_refuses_arrangements(harness: Harness) -> None:
-    loan = make_loan(await harness.now(), dpd=5)
-    handle = await harness.start(loan, legacy=True)
-
-    reason = await refusal(handle, ESCALATE_STAGE_UPDATE, Escalate(approver="boss", reason="x"))
-
-    assert reason == "loan: started before contact rules existed; arrangements cannot be recorded on it"
-    assert (await status(handle)).stage == "reminder"
-
-
 async def test_a_history_with_every_arrangement_replays(harness: Harness) -> None:
     """The handlers and the main loop's new branches are deterministic: their own history replays."""
     from temporalio.contrib.pydantic import pydantic_data_converter

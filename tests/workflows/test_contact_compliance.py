@@ -200,18 +200,6 @@ async def test_hardship_hold_resumes_by_itself(harness: Harness) -> None:
     ) > len(templates_during)
 
 
-async def test_hold_on_a_loan_without_profile_is_rejected(harness: Harness) -> None:
-    loan = make_loan(await harness.now(), dpd=5)
-    handle = await harness.start(loan, legacy=True)
-
-    with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update(
-            HARDSHIP_HOLD_UPDATE, HardshipHold(collector="c1", days=14), result_type=ContactState
-        )
-    assert isinstance(refused.value.cause, ApplicationError)
-    assert "started before contact rules existed" in refused.value.cause.message
-
-
 async def test_payment_while_the_journal_is_written_is_not_missed(harness: Harness) -> None:
     harness.fakes.journal_delay = 1.0
     loan = make_loan(await harness.now(), dpd=1)

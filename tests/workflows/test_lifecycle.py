@@ -9,7 +9,15 @@ from domain.loan import Payment
 from domain.promise import PromiseRequest
 from domain.strategy import default_strategy
 from tests.workflows.conftest import SHANGHAI, Harness, make_loan
-from workflows.messages import PAYMENT_SIGNAL, PROMISE_UPDATE, STATUS_QUERY, CollectionStatus, PromiseAccepted
+from workflows.messages import (
+    PAYMENT_SIGNAL,
+    PROMISE_UPDATE,
+    STATUS_QUERY,
+    CollectionStatus,
+    PromiseAccepted,
+    child_workflow_id,
+    workflow_id,
+)
 
 
 async def status(handle) -> CollectionStatus:
@@ -276,7 +284,9 @@ async def test_loan_placed_at_dpd_45_is_recalled_when_paid_at_dpd_60(harness: Ha
 
     assert result.outcome == "paid" and result.dpd == 60
     assert [r.reason for r in harness.fakes.of(contracts.RECALL_FROM_AGENCY)] == ["paid"]
-    child = harness.client.get_workflow_handle(f"collection-{loan.loan_id}-placement-1")
+    child = harness.client.get_workflow_handle(
+        child_workflow_id(workflow_id(loan.loan_id), loan.overdue_since, "placement-1")
+    )
     outcome = await child.result()
     assert outcome["ended"] == "paid"
 
@@ -296,7 +306,9 @@ async def test_legal_case_sends_the_letter_waits_the_window_then_refers(harness:
     assert result.outcome == "litigation"
     referral = harness.fakes.of(contracts.REFER_TO_LITIGATION)[0]
     assert referral.document_ids == ["doc-1"]
-    legal = await harness.client.get_workflow_handle(f"collection-{loan.loan_id}-legal").result()
+    legal = await harness.client.get_workflow_handle(
+        child_workflow_id(workflow_id(loan.loan_id), loan.overdue_since, "legal")
+    ).result()
     assert legal["ended"] == "referred" and legal["tracking_reference"] == "RR000000000CN"
 
 
