@@ -47,6 +47,7 @@ def message(field: str, detail: Any) -> str:
         and not isinstance(value, bool)
         and repr(value) not in text
         and "got " not in text  # the validator already said what it got (e.g. "a number of 5000 digits")
+        and "contact data" not in text  # never echo a phone number or e-mail into output that may be logged
     ):
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "...'"
         text += f" (got {shown})"

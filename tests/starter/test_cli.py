@@ -215,3 +215,85 @@ def test_status_table() -> None:
         "Outcome          open",
         "Collections now  2026-11-20 01:00 UTC · demo clock ×8640",
     ]
+
+
+# -- input sanity --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        ("1e3", "must be a whole number of minor units (e.g. 123450 for 1,234.50), got '1e3'"),
+        ("１２３", "must be a whole number of minor units (e.g. 123450 for 1,234.50), got '１２３'"),
+        ("9" * 5000, "must be at most 1000000000000000 (got a number of 5000 digits)"),
+        ("10000000000000001", "must be at most 1000000000000000 (got a number of 17 digits)"),
+    ],
+)
+@pytest.mark.parametrize("command", ["pay", "promise", "settle"])
+def test_amounts_are_plain_ascii_integers_within_range(command: str, amount: str, message: str) -> None:
+    args = {
+        "pay": ["pay", "L-1", "--amount", amount, "--payment-id", "P-1"],
+        "promise": ["promise", "L-1", "--amount", amount, "--date", "2026-12-20"],
+        "settle": ["settle", "L-1", "--amount", amount, "--due-date", "2026-12-20", "--approver", "boss"],
+    }[command]
+    result = run_cli(*args)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if "amount" in line] == [
+        f"amount_minor{' (--amount)' if command != 'settle' else ''}: {message}"
+    ]
+
+
+def test_start_refuses_an_overdue_date_in_1900_and_in_the_future(tmp_path: Path) -> None:
+    loans = tmp_path / "loans.jsonl"
+    records = [loan_record("L-1", overdue_since="1900-01-01"), loan_record("L-2", overdue_since="2999-01-01")]
+    loans.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+    result = run_cli("start", "--file", str(loans))
+
+    assert result.returncode == 2, result.stderr
+    first, second = result.stderr.splitlines()
+    assert first.startswith(f"{loans}:1 (loan_id=L-1): overdue_since: 1900-01-01 is more than 10 years ago")
+    assert second.startswith(f"{loans}:2 (loan_id=L-2): overdue_since: 2999-01-01 is in the future")
+
+
+def test_the_overdue_range_is_a_setting(tmp_path: Path) -> None:
+    loans = tmp_path / "loans.jsonl"
+    loans.write_text(json.dumps(loan_record("L-1", overdue_since="2010-01-01")) + "\n", encoding="utf-8")
+
+    refused = run_cli("start", "--file", str(loans))
+    allowed = run_cli("start", "--file", str(loans), OVERDUE_MAX_OVERDUE_YEARS="30")
+
+    assert refused.returncode == 2 and "is more than 10 years ago" in refused.stderr
+    assert allowed.returncode == 1 and "cannot reach Temporal" in allowed.stderr  # valid: got to connecting
+
+
+def test_a_workflow_id_given_as_a_loan_id_is_explained() -> None:
+    result = run_cli("status", "collection-L-1/legal")
+
+    assert_invalid(
+        result,
+        [
+            "loan_id (LOAN_ID): letters, digits, '_', '.' and '-' only, starting with a letter or digit "
+            "(got 'collection-L-1/legal')",
+            "loan_id (LOAN_ID): give the loan's own id (L-1), not a workflow id (collection-L-1/legal)",
+        ],
+    )
+
+
+def test_a_payment_id_that_is_a_phone_number_is_refused() -> None:
+    result = run_cli("pay", "L-1", "--amount", "100", "--payment-id", "+8613800138000")
+
+    assert_invalid(
+        result, ["payment_id (--payment-id): looks like a phone number; identifiers never hold contact data"]
+    )
+
+
+def test_a_note_with_a_bidi_override_is_refused() -> None:
+    result = run_cli("promise", "L-1", "--amount", "100", "--date", "2026-12-20", "--note", "pay\u202eday")
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        "note (--note): contains the bidi control U+202E RIGHT-TO-LEFT OVERRIDE at position 4; remove it"
+    )
