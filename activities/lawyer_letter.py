@@ -137,6 +137,7 @@ class _Wording:
     title: str
     reference: str
     to: str
+    address: tuple[str, ...]  # lines under the addressee; empty without a postal address
     opening: str
     facts: tuple[tuple[str, str], ...]  # (label, value), value already formatted
     body: tuple[str, ...]
@@ -165,6 +166,62 @@ def _facts(request: LawyerLetterRequest, labels: dict[str, str]) -> tuple[tuple[
     return tuple(rows)
 
 
+# How each channel of a reminder reads in the letter: zh-CN nouns (after 通过), English phrases.
+_CHANNEL_WORDS: dict[str, dict[str, str]] = {
+    "sms": {"zh-CN": "短信", "en": "by SMS"},
+    "email": {"zh-CN": "电子邮件", "en": "by e-mail"},
+    "push": {"zh-CN": "应用推送消息", "en": "by app notification"},
+    "call": {"zh-CN": "电话", "en": "by telephone"},
+    "visit": {"zh-CN": "上门拜访", "en": "in person"},
+    "letter": {"zh-CN": "信函", "en": "by letter"},
+}
+_CHANNEL_ORDER = list(_CHANNEL_WORDS)
+
+
+def _reminders_by_date(request: LawyerLetterRequest) -> list[tuple[date, list[str]]]:
+    """The reminders sent, one entry per date (oldest first) with its channels in a fixed order."""
+    channels: dict[date, set[str]] = {}
+    for reminder in request.reminders:
+        channels.setdefault(reminder.sent_on, set()).add(reminder.channel)
+    return [(day, sorted(channels[day], key=_CHANNEL_ORDER.index)) for day in sorted(channels)]
+
+
+def _english_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def reminders_sentence(request: LawyerLetterRequest) -> str:
+    """What the letter says of earlier reminders: exactly those of the request, or nothing is claimed."""
+    by_date = _reminders_by_date(request)
+    if request.locale == "zh-CN":
+        if not by_date:
+            return "逾期款项至今仍未结清，您的行为已构成违约。"
+        clauses = [
+            f"{format_date(day, 'zh-CN')}通过" + "和".join(_CHANNEL_WORDS[c]["zh-CN"] for c in channels)
+            for day, channels in by_date
+        ]
+        return f"贷款人已于{'、'.join(clauses)}提醒您还款，但逾期款项至今仍未结清，您的行为已构成违约。"
+    if not by_date:
+        return "The overdue amount remains unpaid, and you are in breach of the agreement."
+    clauses = [
+        " and ".join(_CHANNEL_WORDS[c]["en"] for c in channels)
+        + " on "
+        + format_date(day, "en").replace(" ", "\u00a0")
+        for day, channels in by_date
+    ]
+    return (
+        f"The Lender reminded you to pay {_english_list(clauses)}, but the overdue amount remains unpaid, "
+        "and you are in breach of the agreement."
+    )
+
+
+def address_lines(request: LawyerLetterRequest) -> tuple[str, ...]:
+    """The postal address as the letter prints it under the addressee (its non-empty lines)."""
+    if request.postal_address is None:
+        return ()
+    return tuple(line.strip() for line in request.postal_address.splitlines() if line.strip())
+
+
 def _wording(request: LawyerLetterRequest, law_firm: str) -> _Wording:
     # In running English text an amount or a date never breaks across lines ("CNY" / "12,345.67").
     def keep(text: str) -> str:
@@ -181,6 +238,7 @@ def _wording(request: LawyerLetterRequest, law_firm: str) -> _Wording:
             title="律师函",
             reference=f"函号：{reference}",
             to=f"致：{borrower}（借款人）",
+            address=(f"地址：{' '.join(address_lines(request))}",) if address_lines(request) else (),
             opening=f"{law_firm}（以下简称“本所”）受{lender}（以下简称“贷款人”）委托，现就您在贷款人处的借款"
             f"（借款编号：{loan_id}）逾期未还一事，郑重致函如下：",
             facts=_facts(
@@ -202,8 +260,7 @@ def _wording(request: LawyerLetterRequest, law_firm: str) -> _Wording:
                 "根据您与贷款人签订的借款合同，您应当按照约定的期限足额归还借款本息。《中华人民共和国民法典》"
                 "第六百七十五条、第六百七十六条规定，借款人应当按照约定的期限返还借款；未按照约定的期限返还借款的，"
                 f"应当按照约定或者国家有关规定支付逾期利息。截至本函发出之日，上述借款已逾期{request.dpd}天，"
-                f"逾期金额为{amount}，剩余本金为{principal}。贷款人此前已多次通过短信、电子邮件及电话等方式提醒"
-                "您还款，但逾期款项至今仍未结清，您的行为已构成违约。",
+                f"逾期金额为{amount}，剩余本金为{principal}。{reminders_sentence(request)}",
                 f"本所受托郑重敦促您切实履行还款义务：请于{respond_by}前归还上述逾期款项{amount}，或主动联系"
                 "贷款人协商还款安排。如您确因客观原因暂时无法足额还款，贷款人愿意本着诚信、合法的原则，与您协商"
                 "分期还款、延期还款等可行方案。",
@@ -222,6 +279,7 @@ def _wording(request: LawyerLetterRequest, law_firm: str) -> _Wording:
         title="LAWYER'S LETTER",
         reference=f"Our ref: {reference}",
         to=f"To: {borrower} (the borrower)",
+        address=address_lines(request),
         opening=f"We, {law_firm}, act for {lender} (the \u201cLender\u201d) and write to you about your loan "
         f"{loan_id}, which is overdue. The details are:",
         facts=_facts(
@@ -242,9 +300,7 @@ def _wording(request: LawyerLetterRequest, law_firm: str) -> _Wording:
         body=(
             "Under your loan agreement you must repay the loan and its interest in full on the agreed "
             f"dates. As of the date of this letter the loan is {request.dpd} days past due: {amount} is "
-            f"overdue and {principal} of principal is outstanding. The Lender has reminded you several "
-            "times by SMS, e-mail and telephone, but the overdue amount remains unpaid, and you are in "
-            "breach of the agreement.",
+            f"overdue and {principal} of principal is outstanding. {reminders_sentence(request)}",
             "On the Lender's instructions we urge you to meet your obligation to repay: please pay the "
             f"amount overdue of {amount} by {respond_by}, or contact the Lender to agree a repayment "
             "arrangement. If you are in financial difficulty, the Lender will consider a reasonable "
@@ -325,6 +381,7 @@ def render_lawyer_letter(request: LawyerLetterRequest, *, law_firm: str | None =
         Paragraph(markup(wording.title), title),
         Paragraph(markup(wording.reference), reference),
         Paragraph(markup(wording.to), plain),
+        *(Paragraph(markup(line), plain) for line in wording.address),
         Spacer(1, 4),
         Paragraph(markup(wording.opening), base),
         facts,

@@ -37,6 +37,10 @@ from activities.lawyer_letter import cjk_font as cjk_font
 from activities.lawyer_letter import law_firm_name
 from activities.lawyer_letter import render_lawyer_letter as render_lawyer_letter
 
+# What fits the addressee block of a letter (and a window envelope).
+_ADDRESS_MAX_LINES = 8
+_ADDRESS_MAX_CHARS = 400
+
 
 def _validate_letter(request: LawyerLetterRequest) -> None:
     require_currency(request.currency)
@@ -49,6 +53,16 @@ def _validate_letter(request: LawyerLetterRequest) -> None:
         raise invalid(f"respond_by: {request.respond_by} is before issued_on {request.issued_on}")
     if not request.borrower_name.strip():
         raise invalid("borrower_name: must not be empty")
+    if request.postal_address is not None:
+        lines = [line for line in request.postal_address.splitlines() if line.strip()]
+        if not lines:
+            raise invalid("postal_address: must not be empty when given (None: no address)")
+        if len(lines) > _ADDRESS_MAX_LINES or len(request.postal_address) > _ADDRESS_MAX_CHARS:
+            raise invalid(
+                f"postal_address: at most {_ADDRESS_MAX_LINES} lines and {_ADDRESS_MAX_CHARS} characters"
+            )
+    if any(reminder.sent_on > request.issued_on for reminder in request.reminders):
+        raise invalid("reminders: a reminder is dated after the letter's issued_on")
 
 
 async def generate_lawyer_letter(pool: asyncpg.Pool, request: LawyerLetterRequest) -> LawyerLetterReceipt:
