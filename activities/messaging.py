@@ -98,7 +98,8 @@ class ChannelAdapter(Protocol):
 
     Implementations must pass `message.idempotency_key` to the provider (header or client reference) so a
     retry after a lost response does not deliver twice. Raise ApplicationError(type=CONTACT_POINT_INVALID,
-    non_retryable=True) when the provider rejects the recipient; let transient errors propagate.
+    non_retryable=True) when the provider rejects the recipient, type=MESSAGE_REJECTED (non-retryable) when
+    it rejects the message itself for good; let transient errors (outages, timeouts) propagate.
     """
 
     async def deliver(self, message: RenderedMessage) -> str: ...
