@@ -11,7 +11,6 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +23,7 @@ from starlette.datastructures import FormData
 from admin.i18n import locale_from_header, translator
 from admin.settings import AdminSettings
 from admin.users import Role, User, get_user
-from domain.loan import CURRENCIES, format_money
+from domain.loan import format_money, parse_major_units
 from starter.api import CollectionsStarter, InvalidRequest
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -153,18 +152,12 @@ def safe_next(target: str | None) -> str:
 
 
 def parse_amount(text: str, currency: str) -> int:
-    """'1,234.5' in major units as integer minor units of `currency`."""
-    digits = CURRENCIES.get(currency, 2)
+    """'1,234.5' in major units as integer minor units of `currency`: ASCII digits, ',' between thousands and
+    at most the currency's decimals (no '1e3', no full-width digits, no 5,000-digit numbers)."""
     try:
-        value = Decimal(text.replace(",", "").strip())
-    except InvalidOperation:
-        raise InvalidRequest([("amount_minor", "enter an amount like 500.00")]) from None
-    if not value.is_finite():
-        raise InvalidRequest([("amount_minor", "enter an amount like 500.00")])
-    minor = value.scaleb(digits)
-    if minor != minor.to_integral_value():
-        raise InvalidRequest([("amount_minor", f"at most {digits} decimal places for {currency}")])
-    return int(minor)
+        return parse_major_units(text, currency)
+    except ValueError as error:
+        raise InvalidRequest([("amount_minor", str(error))]) from None
 
 
 _MINOR_AMOUNT = re.compile(r"(?<![\w.-])\d+(?![\w.])")

@@ -579,3 +579,61 @@ async def test_working_a_claimed_task_to_an_outcome_takes_it_off_the_queue(
     row = await db_pool.fetchrow("SELECT status, outcome FROM collector_tasks WHERE id = $1", task_id)
     assert row is not None and (row["status"], row["outcome"]) == ("done", "no_answer")
     assert str(task_id) not in (await client.get("/")).text
+
+
+# -- amounts and text as typed -------------------------------------------------------------------------------
+
+
+async def test_amounts_that_are_not_plain_decimals_are_field_errors_never_a_500(
+    make_client: MakeClient, make_user: MakeUser, start_loan: StartLoan, starter: CollectionsStarter
+) -> None:
+    loan = await start_loan()
+    client = await logged_in(make_client, make_user, "supervisor")
+    page = f"/loans/{loan.loan_id}"
+    cases = {
+        "1e3": "enter an amount like 500.00",
+        "１２３": "enter an amount like 500.00",
+        "9" * 5000: "too large: at most CNY 10,000,000,000,000.00",
+        "1.234": "at most 2 decimal places for CNY",
+    }
+
+    for amount, reason in cases.items():
+        waiver = await post_form(
+            client, page, f"{page}/waiver", {"waiver_amount": amount, "waiver_reason": "x"}
+        )
+        promise = await post_form(client, page, f"{page}/promise", {"amount": amount, "due_date": in_days(3)})
+        plan = await post_form(
+            client,
+            page,
+            f"{page}/plan",
+            {
+                "plan_amount_1": amount,
+                "plan_due_date_1": in_days(10),
+                "plan_amount_2": "100",
+                "plan_due_date_2": in_days(40),
+            },
+        )
+
+        assert (waiver.status_code, promise.status_code, plan.status_code) == (422, 422, 422), amount
+        assert (inline(waiver.text, "waiver_amount") or "").startswith(reason), amount
+        assert (inline(promise.text, "amount") or "").startswith(reason), amount
+        assert (inline(plan.text, "plan_amount_1") or "").startswith(reason), amount
+    status = await starter.status(loan.loan_id)
+    assert (status.waived_total_minor, status.open_promise, status.repayment_plan) == (0, None, None)
+
+
+async def test_a_note_with_a_bidi_override_or_a_nul_is_a_field_error(
+    make_client: MakeClient, make_user: MakeUser, start_loan: StartLoan, starter: CollectionsStarter
+) -> None:
+    loan = await start_loan()
+    client = await logged_in(make_client, make_user, "collector")
+    page = f"/loans/{loan.loan_id}"
+
+    for note, reason in (("pay\u202eday", "U+202E RIGHT-TO-LEFT OVERRIDE"), ("pay\x00day", "U+0000 (NUL)")):
+        refused = await post_form(
+            client, page, f"{page}/promise", {"amount": "100", "due_date": in_days(3), "note": note}
+        )
+
+        assert refused.status_code == 422
+        assert reason in html.unescape(refused.text)  # shown on the page; nothing recorded
+    assert (await starter.status(loan.loan_id)).promises == []
