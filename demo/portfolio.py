@@ -7,7 +7,8 @@ Same seed and day, same loans: ids DEMO-0001..., Chinese borrowers (+86 mobiles,
 (USD, New York / Los Angeles) and UK (GBP, London) ones; DPD 0-120, most of them early; risk grades A-E and
 balances chosen so every segment of the default strategy (high_balance, high_risk, low_risk_small, standard)
 has loans. Phone numbers for the US and UK are in the ranges reserved for fiction (555-01xx, 07700 900xxx);
-e-mails are at example.com / example.cn.
+e-mails are at example.com / example.cn. Most borrowers have a made-up postal address of their region (every
+seventh has none, so visits and registered letters show the "trace the address" task).
 """
 
 from __future__ import annotations
@@ -49,6 +50,35 @@ _EN_LAST = [
     "Evans", "Wright", "Roberts", "Hughes", "Edwards", "Green", "Clarke", "Patel", "Wood", "Turner",
 ]  # fmt: skip
 
+# Made-up postal addresses: real city districts and postcode areas, invented street numbers and flats.
+_CN_STREETS = [
+    ("北京市朝阳区建国路", "100022"), ("上海市浦东新区世纪大道", "200120"), ("广州市天河区天河路", "510620"),
+    ("深圳市南山区科技园路", "518057"), ("杭州市西湖区文三路", "310012"), ("成都市武侯区人民南路", "610041"),
+]  # fmt: skip
+_US_STREETS = {
+    "America/New_York": [
+        ("Maple Avenue", "Brooklyn, NY", "112"),
+        ("West 86th Street", "New York, NY", "100"),
+        ("Ponce de Leon Avenue", "Atlanta, GA", "303"),
+        ("Biscayne Boulevard", "Miami, FL", "331"),
+    ],
+    "America/Los_Angeles": [
+        ("Sunset Boulevard", "Los Angeles, CA", "900"),
+        ("Valencia Street", "San Francisco, CA", "941"),
+        ("Pine Street", "Seattle, WA", "981"),
+        ("Hawthorne Boulevard", "Portland, OR", "972"),
+    ],
+}
+_UK_STREETS = [
+    ("Mare Street", "London", "E8"),
+    ("Coldharbour Lane", "London", "SE5"),
+    ("Holloway Road", "London", "N7"),
+    ("Deansgate", "Manchester", "M3"),
+    ("Corporation Street", "Birmingham", "B4"),
+    ("Park Row", "Leeds", "LS1"),
+]
+_WITHOUT_ADDRESS_EVERY = 7
+
 _US_ZONES = [("America/New_York", ["212", "646", "718", "917", "305", "404"]),
              ("America/Los_Angeles", ["213", "310", "323", "415", "206", "503"])]  # fmt: skip
 
@@ -87,6 +117,32 @@ def _add_months(day: date, months: int) -> date:
     month_index = day.month - 1 + months
     year, month = day.year + month_index // 12, month_index % 12 + 1
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _postal_address(seed: int, region: Region, zone: str, number: int) -> str | None:
+    """A made-up address for the borrower's region, or None for every seventh borrower. Drawn from its own
+    random stream, so adding addresses changed none of the other demo fields."""
+    if number % _WITHOUT_ADDRESS_EVERY == 0:
+        return None
+    rng = random.Random(f"{seed}-address-{number}")
+    house = rng.randint(1, 480)
+    if region == "cn":
+        street, postcode = rng.choice(_CN_STREETS)
+        return (
+            f"{street}{house}号{rng.randint(1, 30)}栋{rng.randint(1, 28)}0{rng.randint(1, 6)}室\n{postcode}"
+        )
+    if region == "us":
+        street, city, zip_prefix = rng.choice(_US_STREETS[zone])
+        return f"{house} {street}, Apt {rng.randint(1, 40)}\n{city} {zip_prefix}{rng.randint(1, 99):02d}"
+    street, town, district = rng.choice(_UK_STREETS)
+    letters = "ABDEFGHJLNPQRSTUWXYZ"
+    postcode = f"{district} {rng.randint(1, 9)}{rng.choice(letters)}{rng.choice(letters)}"
+    return f"Flat {rng.randint(1, 12)}, {house} {street}\n{town}\n{postcode}"
+
+
+def _with_address(borrower: Borrower, seed: int, region: Region, number: int) -> Borrower:
+    address = _postal_address(seed, region, borrower.timezone, number)
+    return Borrower.model_validate({**borrower.model_dump(), "postal_address": address})
 
 
 def _borrower(rng: random.Random, region: Region, number: int) -> Borrower:
@@ -177,7 +233,7 @@ def demo_portfolio(count: int = 300, *, seed: int = 7, today: date) -> list[Loan
         loans.append(
             Loan(
                 loan_id=f"DEMO-{number:04d}",
-                borrower=_borrower(rng, region, number),
+                borrower=_with_address(_borrower(rng, region, number), seed, region, number),
                 currency=currency,
                 amount_overdue_minor=amount,
                 principal_outstanding_minor=principal,
@@ -201,7 +257,8 @@ async def load_demo(
     progress: bool = True,
 ) -> dict[str, int]:
     """Start the demo portfolio. Idempotent: a second run reports the loans as already running and starts
-    nothing twice. Returns {"loans", "started", "already_running", "already_closed"} counts."""
+    nothing twice. Returns {"loans", "started", "new_cycle", "already_running", "already_closed"} counts
+    (new_cycle: a demo loan whose collection ended is overdue again on a later day)."""
     loans = demo_portfolio(count, seed=seed, today=today or date.today())
     results = await starter.start_many(loans, progress=progress)
     return {"loans": len(loans), **summarize(results)}
@@ -254,8 +311,8 @@ async def _start(count: int, seed: int, today: date) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(
-        f"{summary['loans']} demo loans: {summary['started']} started, {summary['already_running']} already "
-        f"running, {summary['already_closed']} already closed"
+        f"{summary['loans']} demo loans: {summary['started']} started, {summary['new_cycle']} new cycles, "
+        f"{summary['already_running']} already running, {summary['already_closed']} already closed"
     )
     return 0
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -145,5 +147,37 @@ async def test_load_demo_is_idempotent(local_client: Client, task_queue: str) ->
         for loan in demo_portfolio(12, seed=7, today=TODAY):
             await starter.handle(loan.loan_id).terminate("test over")
 
-    assert first == {"loans": 12, "started": 12, "already_running": 0, "already_closed": 0}
-    assert second == {"loans": 12, "started": 0, "already_running": 12, "already_closed": 0}
+    assert first == {"loans": 12, "started": 12, "new_cycle": 0, "already_running": 0, "already_closed": 0}
+    assert second == {"loans": 12, "started": 0, "new_cycle": 0, "already_running": 12, "already_closed": 0}
+
+
+def test_most_borrowers_have_a_postal_address_of_their_region_and_a_few_none(portfolio: list[Loan]) -> None:
+    without = [loan for loan in portfolio if loan.borrower.postal_address is None]
+
+    assert 20 <= len(without) <= 60
+    assert {loan.jurisdiction for loan in without} == {"cn", "us", "uk"}
+    assert any(
+        (TODAY - loan.overdue_since).days >= 90 for loan in without
+    )  # some reach visits and letters: "trace the address"
+    for loan in portfolio:
+        address = loan.borrower.postal_address
+        if address is None:
+            continue
+        last_line = address.splitlines()[-1]
+        if loan.jurisdiction == "cn":
+            assert last_line.isdigit() and len(last_line) == 6  # a six-digit postcode
+        elif loan.jurisdiction == "us":
+            assert last_line[-8:-6] in {"NY", "GA", "FL", "CA", "WA", "OR"} and last_line[-5:].isdigit()
+        else:
+            assert len(address.splitlines()) == 3 and " " in last_line  # town, then the postcode
+
+
+def test_addresses_left_every_other_field_as_it_was(portfolio: list[Loan]) -> None:
+    """Addresses come from their own random stream: the demo's loans are otherwise what they were before
+    addresses existed (the same people, amounts and dates in screenshots and docs)."""
+    without_addresses = [
+        loan.model_dump(mode="json", exclude={"borrower": {"postal_address"}}) for loan in portfolio
+    ]
+
+    digest = hashlib.sha256(json.dumps(without_addresses).encode()).hexdigest()
+    assert digest == "4573aca05501aa5640572d6c3e106f2b49d586c79ff4e81789b830057028a260"
