@@ -38,7 +38,6 @@ from starter.api import (
     ContactNotAllowed,
     InvalidRequest,
     RequestRefused,
-    UnknownLoan,
 )
 
 router = APIRouter()
@@ -142,6 +141,14 @@ _HOLD_BACK = """
 """
 
 
+def plain_reason(reason: str) -> str:
+    """The rules' reason without the machine-readable time the workflow appends ('; allowed from <ISO>'):
+    the page says when, in the borrower's time with the zone spelt out."""
+    for tail in ("; allowed from ", "; not allowed"):
+        reason = reason.split(tail, 1)[0]
+    return reason.strip()[:MAX_REASON]
+
+
 def zone_of(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name) if name else ZoneInfo("UTC")
@@ -213,7 +220,8 @@ async def claim_task(pool: asyncpg.Pool, starter: CollectionsStarter, task_id: s
                         await starter.claim_contact(row["loan_id"], task_id, channel, user.username)
                 except ContactNotAllowed as error:
                     refused = error
-                    await connection.execute(_HOLD_BACK, task_id, error.allowed_at, error.reason[:MAX_REASON])
+                    reason = plain_reason(error.reason)
+                    await connection.execute(_HOLD_BACK, task_id, error.allowed_at, reason)
             if refused is None:
                 await connection.execute(
                     "UPDATE collector_tasks SET assignee = $2, status = 'in_progress', not_before = NULL, "
@@ -268,6 +276,20 @@ async def _why_not_claimed(pool: asyncpg.Pool, task_id: str, user: User, _: Tran
     return _("This task was already claimed by someone else, or is no longer open.")
 
 
+async def borrower_zone(pool: asyncpg.Pool, starter: CollectionsStarter, loan_id: str) -> str | None:
+    """The borrower's time zone: from the portfolio, else (a loan whose first snapshot is not written yet)
+    from the workflow; None: unknown (times are then shown in UTC, still with the zone spelt out)."""
+    zone: str | None = await pool.fetchval("SELECT timezone FROM portfolio_now WHERE loan_id = $1", loan_id)
+    if zone is None:
+        try:
+            async with asyncio.timeout(CLAIM_TIMEOUT_SECONDS):
+                status = await starter.status(loan_id)
+        except (LookupError, CollectionClosed, InvalidRequest, RPCError, TimeoutError):
+            return None  # UnknownLoan, NotALoan are LookupErrors
+        zone = status.loan.borrower.timezone if status.loan is not None else None
+    return zone
+
+
 def refusal_message(_: Translate, reason: str, allowed_at: datetime | None, zone: str | None) -> str:
     """Why the contact rules refuse, and from when contact is allowed, in the borrower's time spelt out."""
     if allowed_at is None:
@@ -284,11 +306,9 @@ async def claim(request: Request, task_id: str, user: CurrentUser) -> Response:
     try:
         claimed = await claim_task(services.pool, services.starter, task_id, user)
     except ContactNotAllowed as refused:
-        zone = await services.pool.fetchval(
-            "SELECT timezone FROM portfolio_now WHERE loan_id = $1", refused.loan_id
-        )
-        message = refusal_message(_, refused.reason, refused.allowed_at, zone)
-    except (UnknownLoan, CollectionClosed, InvalidRequest):
+        zone = await borrower_zone(services.pool, services.starter, refused.loan_id)
+        message = refusal_message(_, plain_reason(refused.reason), refused.allowed_at, zone)
+    except (LookupError, CollectionClosed, InvalidRequest):  # UnknownLoan, NotALoan
         message = _("No collection is running for this task's loan, so the task cannot be worked.")
     except RequestRefused as refused:
         message = _("The loan's workflow refused the claim: {reason}", reason=refused.reason)

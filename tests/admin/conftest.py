@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -24,6 +26,15 @@ SETTINGS = AdminSettings(secret_key="t" * 40, max_failed_logins=3, lockout_secon
 
 MakeUser = Callable[[str], Awaitable[User]]
 MakeClient = Callable[[], Awaitable[httpx.AsyncClient]]
+
+
+def zone_at(hour: int) -> ZoneInfo:
+    """A fixed-offset zone (no DST) where the wall clock shows `hour` o'clock now."""
+    offset = (hour - datetime.now(UTC).hour) % 24
+    if offset > 14:
+        offset -= 24
+    # POSIX-style names: Etc/GMT-8 is UTC+08:00.
+    return ZoneInfo("Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}")
 
 
 def csrf_of(html: str) -> str:

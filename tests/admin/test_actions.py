@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 
 from domain.loan import Loan
 from starter.api import CollectionsStarter
-from tests.admin.conftest import MakeClient, MakeUser, login, post_form
+from tests.admin.conftest import MakeClient, MakeUser, login, post_form, zone_at
 from tests.workflows.conftest import SHANGHAI, make_loan
 from tests.workflows.fakes import FakeActivities
 from workflows.messages import CollectionStatus
@@ -42,10 +42,15 @@ async def start_loan(
         local_client, task_queue=task_queue, workflows=WORKFLOWS, activities=FakeActivities().all()
     ):
 
-        async def start(jurisdiction: str = "cn") -> Loan:
+        async def start(jurisdiction: str = "cn", timezone: str | None = None) -> Loan:
             loan = make_loan(datetime.now(UTC), dpd=20, amount=80_000)
+            borrower = loan.borrower.model_copy(update={"timezone": timezone or loan.borrower.timezone})
             loan = loan.model_copy(
-                update={"loan_id": f"ACT-{uuid.uuid4().hex[:8]}", "jurisdiction": jurisdiction}
+                update={
+                    "loan_id": f"ACT-{uuid.uuid4().hex[:8]}",
+                    "jurisdiction": jurisdiction,
+                    "borrower": borrower,
+                }
             )
             assert await starter.start_loan(loan) == "started"
             started.append(loan.loan_id)
@@ -554,7 +559,8 @@ async def test_a_supervisor_closes_the_collection(
 async def test_working_a_claimed_task_to_an_outcome_takes_it_off_the_queue(
     make_client: MakeClient, make_user: MakeUser, start_loan: StartLoan, db_pool: asyncpg.Pool
 ) -> None:
-    loan = await start_loan()
+    # Claiming the call asks the contact rules: the borrower lives where it is noon now.
+    loan = await start_loan(timezone=zone_at(12).key)
     collector = await make_user("collector")
     client = await make_client()
     await login(client, collector.username)

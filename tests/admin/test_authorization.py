@@ -28,6 +28,9 @@ ROLES: dict[tuple[str, str], str] = {
     ("POST", "/tasks/{task_id}/release"): "collector",
     ("GET", "/portfolio"): "collector",
     ("GET", "/dashboard"): "collector",
+    ("GET", "/journal/dead-letters"): "supervisor",
+    # Prometheus scrapes without a session: counts only, no labels, nothing about a borrower or a loan.
+    ("GET", "/metrics"): "public",
     ("GET", "/loans/{loan_id}"): "collector",
     ("GET", "/loans/{loan_id}/documents/{document_id}.pdf"): "collector",
     ("POST", "/loans/{loan_id}/promise"): "collector",

@@ -224,3 +224,79 @@ async def test_a_claimed_task_can_be_released_by_its_collector_or_a_supervisor(
     logged_out = await make_client()
     response = await logged_out.post(f"/tasks/{task_id}/release", data={})
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+async def test_cancelled_tasks_never_show_and_cannot_be_claimed_or_released(
+    make_client: MakeClient, db_pool: asyncpg.Pool
+) -> None:
+    pool = unique("cancelled")
+    collector_user = await user_in(db_pool, "collector", pool)
+    collector = await client_for(make_client, collector_user)
+    open_task, open_loan = await add_task(db_pool, pool)
+    claimed_task, claimed_loan = await add_task(db_pool, pool)
+    assert (await post_form(collector, "/", f"/tasks/{claimed_task}/claim", {})).status_code == 303
+    # The loans were paid: the workflow's activity cancels their open and claimed tasks (migrations/0012).
+    await db_pool.execute(
+        "UPDATE collector_tasks SET status = 'cancelled', cancel_reason = 'paid', cancelled_at = now() "
+        "WHERE id = ANY($1::uuid[])",
+        [open_task, claimed_task],
+    )
+
+    for viewer in (collector, await client_for(make_client, await user_in(db_pool, "supervisor", "default"))):
+        page = (await viewer.get("/")).text
+        assert open_loan not in page and claimed_loan not in page
+    refused = await post_form(collector, "/", f"/tasks/{open_task}/claim", {})
+    assert refused.status_code == 409 and "no longer open" in refused.text
+    assert (await post_form(collector, "/", f"/tasks/{claimed_task}/release", {})).status_code == 409
+    rows = await db_pool.fetch(
+        "SELECT status, cancel_reason FROM collector_tasks WHERE id = ANY($1::uuid[])",
+        [open_task, claimed_task],
+    )
+    assert [(row["status"], row["cancel_reason"]) for row in rows] == [("cancelled", "paid")] * 2
+
+
+async def test_a_task_the_contact_rules_refused_waits_with_its_time_and_reason_and_is_not_claimable(
+    make_client: MakeClient, db_pool: asyncpg.Pool
+) -> None:
+    pool = unique("held")
+    collector = await client_for(make_client, await user_in(db_pool, "collector", pool))
+    later, later_loan = await add_task(db_pool, pool, kind="call")
+    never, never_loan = await add_task(db_pool, pool, kind="visit")
+    await add_portfolio_row(db_pool, later_loan, dpd=12, amount_minor=5_000)  # borrower zone: UTC
+    await db_pool.execute(
+        "UPDATE collector_tasks SET not_before = '2099-01-02 08:00+00', "
+        "not_before_reason = 'call: outside contact hours' WHERE id = $1::uuid",
+        later,
+    )
+    await db_pool.execute(
+        "UPDATE collector_tasks SET not_before = 'infinity', not_before_reason = 'visit: contact ceased' "
+        "WHERE id = $1::uuid",
+        never,
+    )
+
+    page = (await collector.get("/")).text
+    assert later_loan not in section(page, "open") and never_loan not in section(page, "open")
+    held = section(page, "held")
+    assert later_loan in held and "2099-01-02 08:00 (UTC, UTC+00:00)" in held
+    assert "call: outside contact hours" in held
+    assert never_loan in held and "Not while the restriction lasts" in held
+    assert "/claim" not in held  # nothing to press
+
+    refused = await post_form(collector, "/", f"/tasks/{later}/claim", {})
+    assert refused.status_code == 409
+    assert "not allowed now: call: outside contact hours" in refused.text
+    assert "allowed from 2099-01-02 08:00 (UTC, UTC+00:00), the borrower&#39;s local time" in refused.text
+    refused = await post_form(collector, "/", f"/tasks/{never}/claim", {})
+    assert refused.status_code == 409 and "stays refused while this restriction lasts" in refused.text
+
+    # Once the time has come the task is offered again (a review contacts nobody: claimed at once).
+    await db_pool.execute(
+        "UPDATE collector_tasks SET kind = 'review', not_before = now() WHERE id = $1::uuid", later
+    )
+    assert later_loan in section((await collector.get("/")).text, "open")
+    claimed = await post_form(collector, "/", f"/tasks/{later}/claim", {})
+    assert claimed.status_code == 303
+    row = await db_pool.fetchrow(
+        "SELECT not_before, not_before_reason FROM collector_tasks WHERE id = $1::uuid", later
+    )
+    assert row is not None and (row["not_before"], row["not_before_reason"]) == (None, None)
