@@ -121,3 +121,33 @@ async def test_an_unknown_loan_is_not_found(make_client: MakeClient, make_user: 
     client = await make_client()
     await login(client, (await make_user("collector")).username)
     assert (await client.get("/loans/NO-SUCH-LOAN")).status_code == 404
+
+
+async def test_the_dossier_of_a_loan_overdue_again_lists_its_cycles(
+    make_client: MakeClient, make_user: MakeUser, running_loan: Loan, db_pool: asyncpg.Pool
+) -> None:
+    """The dossier addresses the loan by its id (the workflow's latest cycle) and lists the earlier cycles."""
+    earlier = running_loan.overdue_since - timedelta(days=300)
+    for cycle, stage, outcome in (
+        (earlier, "closed", "paid"),
+        (running_loan.overdue_since, "reminder", None),
+    ):
+        await db_pool.execute(
+            "INSERT INTO portfolio (loan_id, borrower_name, jurisdiction, timezone, locale, currency, "
+            "segment, strategy, stage, outcome, overdue_since, cycle, amount_overdue_minor, "
+            "principal_outstanding_minor, paid_total_minor, clock_real_anchor, clock_collections_anchor, "
+            "as_of) VALUES ($1, 'Test', 'cn', 'Asia/Shanghai', 'zh-CN', 'CNY', 'standard', 'default', "
+            "$2, $3, $4, $4, 0, 0, 0, now(), now(), now())",
+            running_loan.loan_id,
+            stage,
+            outcome,
+            cycle,
+        )
+    client = await make_client()
+    await login(client, (await make_user("collector")).username)
+    page = (await client.get(f"/loans/{running_loan.loan_id}")).text
+    cycles = re.search(r'<table id="cycles">(.*?)</table>', page, re.S)
+    assert cycles, "no cycles table"
+    rows = re.findall(r'<tr class="cycle( latest)?"><td>(\d{4}-\d{2}-\d{2})', cycles.group(1))
+    assert rows == [(" latest", running_loan.overdue_since.isoformat()), ("", earlier.isoformat())]
+    assert "Paid off" in cycles.group(1)
