@@ -19,10 +19,10 @@ import asyncio
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, time
-from typing import Any, Literal, TypeVar
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -30,7 +30,6 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 from tqdm import tqdm
@@ -39,21 +38,39 @@ from domain.arrangements import (
     AgencyRecall,
     Escalate,
     InterestWaiver,
-    RepaymentPlanRequest,
     SettlementApproval,
     StageHold,
     StageHoldRelease,
 )
-from domain.clock import DAY
 from domain.contact_profiles import ContactProfile, load_profiles
 from domain.contact_rules import ContactState
-from domain.loan import DEFAULT_MAX_OVERDUE_YEARS, Loan, Payment, check_overdue_since, format_money
-from domain.promise import PromiseRequest
+from domain.loan import DEFAULT_MAX_OVERDUE_YEARS, Loan, Payment, check_overdue_since
 from domain.strategy import Strategy, load_strategy
 from stack.settings import Settings
-from starter.problems import field_problems
-from starter.starting import START_RESULTS, StartResult, WorkflowIdTaken, start_cycle
-from workflows import search_attributes as sa
+from starter.requests import (
+    MAX_DEMO_DAY_SECONDS,
+    MIN_DEMO_DAY_SECONDS,
+    InvalidRequest,
+    M,
+    build_close,
+    build_payment,
+    build_plan_request,
+    build_promise,
+    check_demo_day_seconds,
+    check_loan_id,
+    check_payment,
+)
+from starter.requests import validated as _validated
+from starter.starting import (
+    START_RESULTS,
+    StartResult,
+    WorkflowIdTaken,
+    initial_search_attributes,
+    start_cycle,
+    start_details,
+    start_summary,
+    summarize,
+)
 from workflows.messages import (
     CLAIM_CONTACT_UPDATE,
     CLOSE_SIGNAL,
@@ -79,29 +96,32 @@ from workflows.messages import (
     workflow_id,
 )
 
-__all__ = ["START_RESULTS", "StartResult", "WorkflowIdTaken"]  # re-exported for callers of this API
-
-# Bounds of CollectionsClock.speed (1 to 864000 collections seconds per real second), as seconds per day.
-MIN_DEMO_DAY_SECONDS = DAY.total_seconds() / 864_000
-MAX_DEMO_DAY_SECONDS = DAY.total_seconds()
+# Re-exported: servicing integrations, the CLI and the admin UI import these from here.
+__all__ = [
+    "MAX_DEMO_DAY_SECONDS",
+    "MIN_DEMO_DAY_SECONDS",
+    "START_RESULTS",
+    "CollectionsStarter",
+    "InvalidRequest",
+    "StartResult",
+    "WorkflowIdTaken",
+    "build_close",
+    "build_payment",
+    "build_plan_request",
+    "build_promise",
+    "check_demo_day_seconds",
+    "check_loan_id",
+    "check_payment",
+    "initial_search_attributes",
+    "start_details",
+    "start_summary",
+    "summarize",
+]
 
 # start_many shows a progress bar (on a terminal) from this many loans on.
 PROGRESS_MIN_LOANS = 50
 
-M = TypeVar("M", bound=BaseModel)
-
-
 # -- errors --------------------------------------------------------------------------------------------------
-
-
-class InvalidRequest(ValueError):
-    """Bad input, found before anything was sent. `problems`: (field, message) per bad field."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        super().__init__(
-            "; ".join(f"{field}: {message}" if field else message for field, message in problems)
-        )
 
 
 class UnknownLoan(LookupError):
@@ -172,148 +192,6 @@ class StartFailed(RuntimeError):
         self.failures = failures
         first_id, first = next(iter(failures.items()))
         super().__init__(f"{len(failures)} loan(s) could not be started (first: {first_id}: {first})")
-
-
-# -- validation helpers (usable before connecting) -----------------------------------------------------------
-
-
-def _validated(model: type[M], data: Mapping[str, Any]) -> M:
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as error:
-        raise InvalidRequest(field_problems(error)) from None
-
-
-def check_loan_id(loan_id: str) -> str:
-    """The loan id as the workflow id is built from it; raises InvalidRequest for an impossible id."""
-    problems = []
-    try:
-        Loan.model_validate({"loan_id": loan_id})
-    except ValidationError as error:
-        problems = [p for p in field_problems(error) if p[0] == "loan_id"]
-    if problems:
-        raise InvalidRequest(problems)
-    return loan_id
-
-
-def check_demo_day_seconds(seconds: float | None) -> float | None:
-    """DEMO ONLY clock speed: a collections day may last 0.1 s (the clock's top speed) up to a real day."""
-    if seconds is not None and not (MIN_DEMO_DAY_SECONDS <= seconds <= MAX_DEMO_DAY_SECONDS):
-        bounds = f"{MIN_DEMO_DAY_SECONDS:g} and {MAX_DEMO_DAY_SECONDS:g}"
-        raise InvalidRequest([("demo_day_seconds", f"must be between {bounds} seconds (got {seconds:g})")])
-    return seconds
-
-
-def build_payment(
-    amount_minor: int,
-    payment_id: str,
-    currency: str,
-    received_at: datetime | None = None,
-    source: str = "servicing",
-) -> Payment:
-    """A validated Payment (received now unless given). Raises InvalidRequest naming each bad field."""
-    return _validated(
-        Payment,
-        {
-            "payment_id": payment_id,
-            "amount_minor": amount_minor,
-            "currency": currency,
-            "received_at": received_at or datetime.now(UTC),
-            "source": source,
-        },
-    )
-
-
-def check_payment(
-    amount_minor: int,
-    payment_id: str,
-    currency: str | None = None,
-    received_at: datetime | None = None,
-    source: str = "servicing",
-) -> None:
-    """Validate a payment whose currency may not be known yet (it defaults to the loan's)."""
-    try:
-        build_payment(amount_minor, payment_id, currency or "USD", received_at, source)
-    except InvalidRequest as error:
-        problems = [p for p in error.problems if currency is not None or p[0] != "currency"]
-        if problems:
-            raise InvalidRequest(problems) from None
-
-
-def build_promise(
-    amount_minor: int, due_date: date, collector: str, note: str | None = None
-) -> PromiseRequest:
-    return _validated(
-        PromiseRequest,
-        {"amount_minor": amount_minor, "due_date": due_date, "collector": collector, "note": note},
-    )
-
-
-def build_plan_request(
-    instalments: Sequence[tuple[int, date]], collector: str, note: str | None = None
-) -> RepaymentPlanRequest:
-    """A validated repayment plan: (amount_minor, due_date) per instalment, 2 to 12 of them."""
-    return _validated(
-        RepaymentPlanRequest,
-        {
-            "collector": collector,
-            "instalments": [{"amount_minor": a, "due_date": d} for a, d in instalments],
-            "note": note,
-        },
-    )
-
-
-def build_close(reason: str, note: str | None = None) -> CloseRequest:
-    return _validated(CloseRequest, {"reason": reason, "note": note})
-
-
-def summarize(results: Mapping[str, StartResult]) -> dict[str, int]:
-    """How many loans of a batch were started, already running, already closed (all three keys present)."""
-    counts = Counter(results.values())
-    return {result: counts.get(result, 0) for result in START_RESULTS}
-
-
-def start_summary(loan: Loan, segment: str) -> str:
-    """One line for the Web UI's workflow list. No PII: no name, phone or e-mail (summaries are not encrypted
-    unless a codec is configured, and operators scan them)."""
-    return (
-        f"Loan {loan.loan_id} · {format_money(loan.amount_overdue_minor, loan.currency)} overdue since "
-        f"{loan.overdue_since.isoformat()} · segment {segment}"
-    )
-
-
-def start_details(loan: Loan, strategy: Strategy, segment: str, demo_day_seconds: float | None) -> str:
-    """Markdown shown on the workflow's page: what collections started from, without borrower PII."""
-    instalments = len(loan.instalments())
-    lines = [
-        f"**Loan** {loan.loan_id} · {loan.product} · risk grade {loan.risk_grade} · "
-        f"jurisdiction {loan.jurisdiction} · lender {loan.lender}",
-        f"**Overdue** {format_money(loan.amount_overdue_minor, loan.currency)} since "
-        f"{loan.overdue_since.isoformat()} ({instalments} instalment{'s' if instalments != 1 else ''}) · "
-        f"principal outstanding {format_money(loan.principal_outstanding_minor, loan.currency)}",
-        f"**Strategy** {strategy.name} v{strategy.version} · segment {segment}",
-    ]
-    if demo_day_seconds:
-        lines.append(f"**Demo clock** one collections day lasts {demo_day_seconds:g} s")
-    return "\n\n".join(lines)
-
-
-def initial_search_attributes(loan: Loan, segment: str) -> TypedSearchAttributes:
-    """What operators filter on from the first second; the workflow upserts stage and outcome as they change.
-
-    OverdueSince is the calendar date at 00:00 UTC, so `OverdueSince < "2026-10-01T00:00:00Z"` in the Web UI
-    means "overdue since before 1 October" whatever the borrower's timezone.
-    """
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(sa.COLLECTION_STAGE, "reminder"),
-            SearchAttributePair(sa.OVERDUE_SINCE, datetime.combine(loan.overdue_since, time(0), tzinfo=UTC)),
-            SearchAttributePair(sa.AMOUNT_OVERDUE, loan.amount_overdue_minor),
-            SearchAttributePair(sa.CURRENCY, loan.currency),
-            SearchAttributePair(sa.SEGMENT, segment),
-            SearchAttributePair(sa.COLLECTION_OUTCOME, "open"),
-        ]
-    )
 
 
 # -- the API -------------------------------------------------------------------------------------------------

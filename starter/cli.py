@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
+from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from domain.case import CloseReason
@@ -497,6 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except RPCError as error:
         print(f"error: Temporal refused the request: {error.message} ({error.status.name})", file=sys.stderr)
+        return EXIT_FAILED
+    except WorkflowQueryFailedError as error:  # the workflow could not answer (e.g. a failing workflow task)
+        print(f"error: the loan's workflow could not answer: {error.message}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted; running the same command again is safe", file=sys.stderr)

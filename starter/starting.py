@@ -15,14 +15,22 @@ start finds the id taken (see `start_cycle`):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal, get_args
 
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from domain.loan import Loan, format_money
+from domain.strategy import Strategy
 from workflows import search_attributes as sa
 from workflows.messages import WORKFLOW_NAME, CollectionInput, workflow_id
 
@@ -120,3 +128,52 @@ async def start_cycle(
             return "already_closed"
         reuse, result = WorkflowIDReusePolicy.ALLOW_DUPLICATE, "new_cycle"
     return "already_running"
+
+
+def summarize(results: Mapping[str, StartResult]) -> dict[str, int]:
+    """How many loans of a batch had each start result (every key of START_RESULTS present)."""
+    counts = Counter(results.values())
+    return {result: counts.get(result, 0) for result in START_RESULTS}
+
+
+def start_summary(loan: Loan, segment: str) -> str:
+    """One line for the Web UI's workflow list. No PII: no name, phone or e-mail (summaries are not encrypted
+    unless a codec is configured, and operators scan them)."""
+    return (
+        f"Loan {loan.loan_id} · {format_money(loan.amount_overdue_minor, loan.currency)} overdue since "
+        f"{loan.overdue_since.isoformat()} · segment {segment}"
+    )
+
+
+def start_details(loan: Loan, strategy: Strategy, segment: str, demo_day_seconds: float | None) -> str:
+    """Markdown shown on the workflow's page: what collections started from, without borrower PII."""
+    instalments = len(loan.instalments())
+    lines = [
+        f"**Loan** {loan.loan_id} · {loan.product} · risk grade {loan.risk_grade} · "
+        f"jurisdiction {loan.jurisdiction} · lender {loan.lender}",
+        f"**Overdue** {format_money(loan.amount_overdue_minor, loan.currency)} since "
+        f"{loan.overdue_since.isoformat()} ({instalments} instalment{'s' if instalments != 1 else ''}) · "
+        f"principal outstanding {format_money(loan.principal_outstanding_minor, loan.currency)}",
+        f"**Strategy** {strategy.name} v{strategy.version} · segment {segment}",
+    ]
+    if demo_day_seconds:
+        lines.append(f"**Demo clock** one collections day lasts {demo_day_seconds:g} s")
+    return "\n\n".join(lines)
+
+
+def initial_search_attributes(loan: Loan, segment: str) -> TypedSearchAttributes:
+    """What operators filter on from the first second; the workflow upserts stage and outcome as they change.
+
+    OverdueSince is the calendar date at 00:00 UTC, so `OverdueSince < "2026-10-01T00:00:00Z"` in the Web UI
+    means "overdue since before 1 October" whatever the borrower's timezone.
+    """
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.COLLECTION_STAGE, "reminder"),
+            SearchAttributePair(sa.OVERDUE_SINCE, datetime.combine(loan.overdue_since, time(0), tzinfo=UTC)),
+            SearchAttributePair(sa.AMOUNT_OVERDUE, loan.amount_overdue_minor),
+            SearchAttributePair(sa.CURRENCY, loan.currency),
+            SearchAttributePair(sa.SEGMENT, segment),
+            SearchAttributePair(sa.COLLECTION_OUTCOME, "open"),
+        ]
+    )
