@@ -169,7 +169,7 @@ class RecallRequest(_Contract):
     idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
     loan_id: str
     placement_id: str
-    reason: Literal["paid", "closed", "expired", "escalated", "written_off", "disputed"]
+    reason: Literal["paid", "closed", "expired", "escalated", "written_off", "disputed", "hold"]
 
 
 class RecallReceipt(_Contract):

@@ -10,6 +10,7 @@ from activities.contracts import (
     LitigationReferralRequest,
     MessageRequest,
     PlacementRequest,
+    ReminderSent,
 )
 from domain.case import CollectionCase
 from domain.loan import format_money
@@ -17,8 +18,8 @@ from domain.schedule import Occurrence
 
 
 def idempotency_key(case: CollectionCase, step_key: str) -> str:
-    """Business key + step. Stable across retries, worker restarts and continue-as-new (no run id)."""
-    return f"{case.loan.loan_id}:{case.loan.overdue_since.isoformat()}:{step_key}"
+    """Loan, cycle and step. Stable across retries, worker restarts and continue-as-new (no run id)."""
+    return f"{case.loan.loan_id}:{case.cycle.isoformat()}:{step_key}"
 
 
 def recipient_for(case: CollectionCase, channel: str) -> tuple[str, str]:
@@ -121,16 +122,32 @@ def lawyer_letter_request(case: CollectionCase, occurrence: Occurrence, now: dat
         issued_on=issued_on,
         respond_by=issued_on + timedelta(days=occurrence.step.response_days or 15),
         product=case.loan.product,
+        reminders=reminders_sent(case),
+        postal_address=case.loan.borrower.postal_address,
     )
 
 
+def reminders_sent(case: CollectionCase) -> list[ReminderSent]:
+    """The contacts that really went out (not skipped or deferred steps), as the letter states them."""
+    return [
+        ReminderSent(channel=made.channel, sent_on=case.local_today(made.at))
+        for made in case.contacts_made
+        if made.channel != "letter"
+    ]
+
+
 def ledger_summary(case: CollectionCase) -> str:
+    """For the court file: payments, promises and the contacts actually made, by channel (never steps that
+    were skipped or deferred)."""
     kept = sum(1 for p in case.promises if p.status == "kept")
-    contacts = sum(1 for r in case.history if r.action in ("message", "collector_task"))
+    by_channel: dict[str, int] = {}
+    for made in case.contacts_made:
+        by_channel[made.channel] = by_channel.get(made.channel, 0) + 1
+    contacts = ", ".join(f"{channel} {n}" for channel, n in sorted(by_channel.items())) or "none"
     return (
         f"paid {format_money(case.paid_total_minor, case.loan.currency)} in "
         f"{len(case.applied_payment_ids)} payments; promises {len(case.promises)} "
-        f"(kept {kept}, broken {case.broken_promises}); contacts recorded {contacts}"
+        f"(kept {kept}, broken {case.broken_promises}); contacts made: {contacts}"
     )
 
 

@@ -33,7 +33,9 @@ from workflows.registry import WORKFLOWS
 async def _start(client: Client, task_queue: str, loan: Loan) -> str:
     handle = await client.start_workflow(
         WORKFLOW_NAME,
-        CollectionInput(loan=loan, strategy=default_strategy(), profile=default_profiles()[loan.jurisdiction]),
+        CollectionInput(
+            loan=loan, strategy=default_strategy(), profile=default_profiles()[loan.jurisdiction]
+        ),
         id=workflow_id(loan.loan_id),
         task_queue=task_queue,
     )
@@ -44,7 +46,9 @@ def _payment(n: int) -> Payment:
     return Payment(payment_id=f"p-{n}", amount_minor=1_000, currency="CNY", received_at=datetime.now(UTC))
 
 
-async def test_continue_as_new_keeps_payments_journal_and_dedup(local_client: Client, task_queue: str) -> None:
+async def test_continue_as_new_keeps_payments_journal_and_dedup(
+    local_client: Client, task_queue: str
+) -> None:
     fakes = FakeActivities(journal_delay=0.05)
     loan = make_loan(datetime.now(UTC), dpd=4, amount=1_000_000)
     async with Worker(local_client, task_queue=task_queue, workflows=WORKFLOWS, activities=fakes.all()):
