@@ -54,7 +54,7 @@ from starter.api import (
 from starter.connect import TemporalUnreachable, connect
 from starter.loaders import LoanFileError, OverdueRange, load_loans
 from starter.problems import field_problems
-from workflows.messages import CollectionStatus
+from starter.status_table import format_status, when
 
 R = TypeVar("R")
 
@@ -250,7 +250,7 @@ async def _promise(args: argparse.Namespace, settings: Settings) -> int:
     problems.raise_if_any()
     starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
     accepted = await starter.promise(loan_id, amount, due_date, args.collector, args.note)
-    deadline = _when(accepted.deadline)
+    deadline = when(accepted.deadline)
     print(f"promise {accepted.promise_id} accepted for loan {loan_id}: kept if paid before {deadline}")
     return EXIT_OK
 
@@ -315,82 +315,6 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
     status = await starter.status(loan_id)
     print(status.model_dump_json(indent=2) if args.json else format_status(status))
     return EXIT_OK
-
-
-# -- status table --------------------------------------------------------------------------------------------
-
-
-def _when(moment: datetime) -> str:
-    offset = moment.strftime("%z")
-    zone = "UTC" if offset in ("", "+0000") else f"{offset[:3]}:{offset[3:]}"
-    return f"{moment:%Y-%m-%d %H:%M} {zone}"
-
-
-def format_status(status: CollectionStatus) -> str:
-    """The status query as a short table an operator reads in a terminal."""
-
-    def money(amount: int) -> str:
-        return format_money(amount, status.currency)
-
-    rows: list[tuple[str, str]] = [
-        ("Loan", f"{status.loan_id} · segment {status.segment} · strategy {status.strategy}"),
-        ("Stage", status.stage),
-        ("DPD", f"{status.dpd} (overdue since {status.overdue_since.isoformat()})"),
-        (
-            "Arrears",
-            f"{money(status.amount_overdue_minor)} overdue · "
-            f"{money(status.principal_outstanding_minor)} principal outstanding · "
-            f"{money(status.paid_total_minor)} paid",
-        ),
-    ]
-    promise = status.open_promise
-    if promise is not None:
-        rows.append(
-            (
-                "Open promise",
-                f"{format_money(promise.amount_minor, promise.currency)} by {promise.due_date.isoformat()} "
-                f"(kept if paid before {_when(promise.deadline)}) · collector {promise.collector} · "
-                f"{format_money(promise.paid_toward_minor, promise.currency)} paid toward it",
-            )
-        )
-    else:
-        rows.append(("Open promise", "none"))
-    if status.promises:
-        rows.append(("Promises", f"{len(status.promises)} made, {status.broken_promises} broken"))
-    last = status.last_step
-    rows.append(
-        (
-            "Last step",
-            f"{_when(last.at)} · {last.key} ({last.stage}, {last.action}): {last.result}" if last else "none",
-        )
-    )
-    upcoming = status.next_step
-    rows.append(
-        (
-            "Next step",
-            f"{_when(upcoming.due_at)} · {upcoming.key} ({upcoming.stage}, {upcoming.action})"
-            + (f": {upcoming.summary}" if upcoming.summary else "")
-            if upcoming
-            else "none",
-        )
-    )
-    rows.append(("Waiting for", status.waiting_for or "-"))
-    if status.agency_name or status.agency_placement_id:
-        rows.append(
-            ("Agency", f"{status.agency_name or '?'} (placement {status.agency_placement_id or '?'})")
-        )
-    if status.documents:
-        rows.append(("Documents", ", ".join(status.documents)))
-    outcome: str = status.outcome or "open"
-    if status.outcome_reason:
-        outcome += f" ({status.outcome_reason})"
-    rows.append(("Outcome", outcome))
-    clock = _when(status.collections_now)
-    if status.demo_speed and status.demo_speed != 1.0:
-        clock += f" · demo clock ×{status.demo_speed:g}"
-    rows.append(("Collections now", clock))
-    width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
 # -- entry point ---------------------------------------------------------------------------------------------
