@@ -25,5 +25,12 @@ async def test_recorded_history_replays(path: Path) -> None:
     assert result.replay_failure is None
 
 
-def test_there_is_a_history_to_replay() -> None:
-    assert HISTORIES, "record one with: python -m tests.workflows.record_history lifecycle_v1"
+def test_the_histories_cover_children_holds_and_continue_as_new() -> None:
+    """What the recorded histories must exercise for the replay test to mean something."""
+    assert {p.stem for p in HISTORIES} >= {"lifecycle", "rollover"}, (
+        "run python -m tests.workflows.record_history"
+    )
+    assert (
+        TEXTS[HISTORIES[0].parent / "lifecycle.json"].count("START_CHILD_WORKFLOW_EXECUTION_INITIATED") == 2
+    )
+    assert "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in TEXTS[HISTORIES[0].parent / "rollover.json"]
