@@ -138,7 +138,7 @@ async def record_rollover(name: str = "rollover") -> Path:
             )
             for n in range(50):
                 await handle.signal(PAYMENT_SIGNAL, _payment(f"p-{n}", 1_000, datetime.now(UTC)))
-            while (await handle.describe()).run_id == first_run:
+            while (await handle.describe()).run_id == first_run:  # noqa: ASYNC110  (polls the server)
                 await asyncio.sleep(0.2)
             history = await env.client.get_workflow_handle(
                 workflow_id(name), run_id=first_run
