@@ -438,10 +438,9 @@ def test_borrower_name_with_a_bidi_override_is_refused(tmp_path: Path) -> None:
 
 
 def test_postal_address_from_csv_and_json(tmp_path: Path) -> None:
+    quoted = '"12 Elm St, Apt 3\nSpringfield, IL 62704"'  # a multi-line cell, quoted as spreadsheets write it
     csv_path = write(
-        tmp_path,
-        "loans.csv",
-        f"{CSV_HEADER}\n{csv_row('L-1', postal_address=chr(34) + '12 Elm St, Apt 3' + chr(10) + 'Springfield, IL 62704' + chr(34))}\n{csv_row('L-2')}\n",
+        tmp_path, "loans.csv", f"{CSV_HEADER}\n{csv_row('L-1', postal_address=quoted)}\n{csv_row('L-2')}\n"
     )
     record = loan_record("L-3")
     record["borrower"]["postal_address"] = "上海市浦东新区世纪大道100号"
