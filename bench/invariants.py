@@ -66,6 +66,7 @@ KINDS = (
     "litigation_without_letter",
     "postal_without_address",
     "validation_notice_wrong_channel",
+    "validation_notice_missing",
     "open_task_on_closed",
     "open_task_on_hold",
     "duplicate_message",
@@ -138,10 +139,32 @@ def check_loan(s: LoanScenario, f: LoanFacts) -> Iterator[Violation]:
                 message.at,
                 f"validation notice recorded on a {message.channel} message ({message.step_key})",
             )
+    yield from _validation_notice(s.loan_id, contacts, held, rules, f)
     yield from journal_violations(s.loan_id, f)
     if f.ending is None or f.ending.status != "completed":
         status = f.ending.status if f.ending else "unknown"
         yield Violation("workflow_not_finished", s.loan_id, None, f"workflow {status} at the horizon")
+
+
+def _validation_notice(
+    loan_id: str, contacts: list[Contact], held: Holds, rules: JurisdictionRules, f: LoanFacts
+) -> Iterator[Violation]:
+    """US: the validation notice goes with the first contact or within the days after it, on a channel that
+    carries it (or with a letter), whenever the loan is still open by then."""
+    if rules.validation_notice_days is None or not contacts:
+        return
+    first = contacts[0].at
+    deadline = first + timedelta(days=rules.validation_notice_days)
+    if (held.closed_at or FOREVER) <= deadline:
+        return
+    carried = [
+        m.at for m in f.messages if m.delivered and m.validation_notice and m.channel in NOTICE_CHANNELS
+    ]
+    carried += [x.at for x in f.mails]
+    if not any(at <= deadline for at in carried):
+        yield Violation(
+            "validation_notice_missing", loan_id, first, f"no validation notice by {deadline:%Y-%m-%d %H:%M}Z"
+        )
 
 
 def holds_of(s: LoanScenario, f: LoanFacts, rules: JurisdictionRules) -> Holds:

@@ -16,20 +16,14 @@ import heapq
 import random
 import shutil
 import sys
-import time as wallclock
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from bench.sim_activities import RecordingActivities
 from bench.sim_facts import ClientAction, Ending, Facts, Task
@@ -40,8 +34,6 @@ from domain.loan import Borrower, Loan, Payment
 from domain.promise import PromiseRequest
 from domain.strategy import default_strategy
 from workflows import messages as m
-from workflows.registry import WORKFLOWS
-from workflows.search_attributes import register as register_search_attributes
 
 COLLECTOR = "sim.collector"
 MAX_SLEEP = timedelta(days=1)
@@ -94,14 +86,6 @@ def postal_given(s: LoanScenario) -> bool:
     return s.postal is not None and any(f in Borrower.model_fields for f in ("postal_address", "address"))
 
 
-@dataclass
-class RunFigures:
-    lifetimes: int
-    events: int
-    ticks: int
-    wall_seconds: float
-
-
 class Driver:
     def __init__(
         self,
@@ -128,6 +112,9 @@ class Driver:
         self.events_sent = 0
         self.progress: Callable[[str], None] | None = None
         self.recording: RecordingActivities | None = None
+        self.stall_seconds = 60.0
+        self.stuck: set[str] = set()
+        self._sleeping: asyncio.Future[None] | None = None
 
     def push(self, event: Event) -> None:
         self.seq += 1
@@ -146,7 +133,7 @@ class Driver:
                 step = self.tick.total_seconds()
                 wait = timedelta(seconds=-(-(due - now).total_seconds() // step) * step)
                 # At most a day at a time: tasks the workflows create meanwhile are worked soon after.
-                await self.env.sleep(min(wait, MAX_SLEEP))
+                await self._sleep(min(wait, MAX_SLEEP))
                 now = await self.env.get_current_time()
             batch: dict[str, list[Event]] = {}
             while self.timeline and self.timeline[0][0] <= now:
@@ -157,15 +144,50 @@ class Driver:
             ticks += 1
             if self.progress is not None and ticks % 20 == 0:
                 self.progress(f"{now:%Y-%m-%d %H:%M} events {self.events_sent} pending {len(self.timeline)}")
-        now = await self.env.get_current_time()
-        if horizon > now:
-            await self.env.sleep(horizon - now)
+        while (now := await self.env.get_current_time()) < horizon:
+            await self._sleep(min(horizon - now, timedelta(days=30)))
         return ticks
+
+    async def _sleep(self, delta: timedelta) -> None:
+        """The server skips time only while every workflow is idle: one whose workflow task keeps failing
+        holds the clock for ever. Past `stall_seconds` of wall time such loans are ended and recorded."""
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._pending_sleep(delta)), self.stall_seconds)
+                self._sleeping = None
+                return
+            except TimeoutError:
+                await self._end_stuck_workflows()
+
+    def _pending_sleep(self, delta: timedelta) -> asyncio.Future[None]:
+        if self._sleeping is None:
+            self._sleeping = asyncio.ensure_future(self.env.sleep(delta))
+        return self._sleeping
+
+    async def _end_stuck_workflows(self) -> None:
+        async def one(loan_id: str) -> None:
+            async with self.limit:
+                handle = self.handle(loan_id)
+                try:
+                    description = await handle.describe()
+                except RPCError:
+                    return
+                pending = description.raw_description.pending_workflow_task
+                if description.status == WorkflowExecutionStatus.RUNNING and pending.attempt > 1:
+                    self.facts.endings[loan_id] = Ending(loan_id, "stuck", None, None)
+                    self.stuck.add(loan_id)
+                    await handle.terminate("simulation: workflow task keeps failing")
+                    if self.progress is not None:
+                        self.progress(f"{loan_id}: workflow task failing ({pending.attempt} attempts), ended")
+
+        started = {a.loan_id for a in self.facts.actions if a.name == "start" and a.accepted}
+        await asyncio.gather(*(one(loan_id) for loan_id in started - self.stuck))
 
     async def _loan_events(self, events: list[Event]) -> None:
         async with self.limit:
             for event in events:
-                await self._send(event)
+                if event.loan_id not in self.stuck:
+                    await self._send(event)
 
     async def _send(self, event: Event) -> None:
         self.events_sent += 1
@@ -309,66 +331,4 @@ class Driver:
                     name = status.name.lower() if status is not None else "unknown"
                     self.facts.endings[loan_id] = Ending(loan_id, name, None, None)
 
-        await asyncio.gather(*(one(loan_id) for loan_id in self.scenarios))
-
-
-async def simulate(
-    scenarios: list[LoanScenario],
-    *,
-    start: datetime,
-    horizon_days: int = 400,
-    concurrency: int = 64,
-    tick: timedelta = timedelta(minutes=15),
-    env: WorkflowEnvironment | None = None,
-    progress: Callable[[str], None] | None = None,
-    sandboxed: bool = True,
-) -> tuple[Facts, RunFigures]:
-    """Run every scenario to its end (or the horizon); the server's clock must be at `start` or before."""
-    began = wallclock.perf_counter()
-    facts = Facts()
-    own_env = env is None
-    if env is None:
-        env = await WorkflowEnvironment.start_time_skipping(
-            data_converter=pydantic_data_converter, test_server_existing_path=server_binary()
-        )
-    try:
-        await register_search_attributes(env.client)
-        recording = RecordingActivities(facts, {s.loan_id: s for s in scenarios})
-        task_queue = f"sim-{uuid.uuid4().hex[:8]}"
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=WORKFLOWS,
-            activities=recording.all(),
-            max_cached_workflows=max(1000, len(scenarios) + 200),
-            max_concurrent_activities=256,
-            # No deadlock detection: on a busy 2-core machine a workflow task (the sandbox's first imports
-            # especially) can take over its 2 s, and the spurious retries only slow the run.
-            debug_mode=True,
-            # Unsandboxed only when asked (--unsandboxed): faster, and the product runs sandboxed.
-            workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
-        ):
-            driver = Driver(env, scenarios, facts, task_queue=task_queue, concurrency=concurrency, tick=tick)
-            driver.progress = progress
-            driver.recording = recording
-            for s in scenarios:
-                for event in s.events:
-                    driver.push(event)
-            ticks = await driver.run(start + timedelta(days=horizon_days))
-            await driver.collect_endings()
-    finally:
-        if own_env:
-            await env.shutdown()
-    figures = RunFigures(
-        lifetimes=len(scenarios),
-        events=driver.events_sent,
-        ticks=ticks,
-        wall_seconds=wallclock.perf_counter() - began,
-    )
-    return facts, figures
-
-
-async def server_start(env: WorkflowEnvironment) -> datetime:
-    """The next whole hour of the server's clock: where generated lifetimes begin."""
-    now = await env.get_current_time()
-    return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        await asyncio.gather(*(one(loan_id) for loan_id in self.scenarios if loan_id not in self.stuck))
