@@ -9,8 +9,9 @@ The order of the checks is the policy, top to bottom:
 1. what ends the case (a close from servicing, arrears paid, a settlement paid, collection stopped);
 2. a supervisor's recall from the agency;
 3. holds and arrangements whose time is over (they end by themselves, journaled);
-4. a hold that freezes everything (dispute, Breathing Space, hardship, cease): children are told and tasks
-   cancelled, then the case waits for the hold to end;
+4. a hold that freezes everything (dispute, Breathing Space, hardship): children are told and tasks
+   cancelled, then the case waits for the hold to end; after a request to cease contact the agency and the
+   collectors stand down (letters and the legal case go on);
 5. a callback the borrower asked for;
 6. an open promise, plan or settlement offer: wait for it, or break it when its deadline passed;
 7. a child workflow that ended (agency placement, legal case);
@@ -41,6 +42,7 @@ DecisionKind = Literal[
     "recall",
     "expire",
     "hold",
+    "stand_down",
     "call_back",
     "break_promise",
     "break_plan",
@@ -112,14 +114,16 @@ def ending(case: CollectionCase) -> tuple[Outcome, str] | None:
 
 
 def freezing_hold(case: CollectionCase, now: datetime) -> tuple[str, datetime | None] | None:
-    """What freezes the whole process, and until when: the profile's holds, and a cease request (nobody may
-    contact the borrower, so neither an agency nor a collector may work the account)."""
-    hold = escalation_hold(case, now)
-    if hold is not None:
-        return hold
-    if case.contact.cease_all:
-        return "borrower asked to cease contact: agency and collectors stand down", None
-    return None
+    """What freezes the whole process, and until when: a dispute that stops collection, Breathing Space,
+    a hardship hold (the profile says which apply)."""
+    return escalation_hold(case, now)
+
+
+def must_stand_down(case: CollectionCase, children: Children) -> bool:
+    """A borrower who asked to cease contact is contacted by nobody: the agency gives the account back and
+    open call and visit tasks are cancelled. Escalation by letter and the courts goes on (a letter is the
+    exception the rules allow), and later contact steps are refused by the contact rules."""
+    return case.contact.cease_all and (children.placement_running or bool(case.open_tasks))
 
 
 def expiries_due(case: CollectionCase, now: datetime) -> bool:
@@ -150,6 +154,13 @@ def decide(case: CollectionCase, now: datetime, children: Children) -> Decision:
             until=until,
             recall_agency=children.placement_running,
             hold_legal=children.legal_running and not case.legal_held,
+            cancel_tasks=bool(case.open_tasks),
+        )
+    if must_stand_down(case, children):
+        return Decision(
+            kind="stand_down",
+            reason="borrower asked to cease contact: agency and collectors stand down",
+            recall_agency=children.placement_running,
             cancel_tasks=bool(case.open_tasks),
         )
     if case.callbacks and case.callbacks[0] <= now:

@@ -93,6 +93,8 @@ class LoanCollectionWorkflow(CollectorUpdates, ArrangementUpdates):
                     self._expire()
                 case "hold":
                     await self._hold(decision)
+                case "stand_down":
+                    await self._stand_down(decision)
                 case "release_legal":
                     await self._children.release_legal()
                 case "call_back":
@@ -144,6 +146,12 @@ class LoanCollectionWorkflow(CollectorUpdates, ArrangementUpdates):
         if decision.cancel_tasks:
             await self._cancel_tasks("hold", remember=True)
         await self._wait_until(decision.until, decision.reason)
+
+    async def _stand_down(self, decision: Decision) -> None:
+        if decision.recall_agency:
+            await self._children.recall("hold")
+        if decision.cancel_tasks:
+            await self._cancel_tasks("hold", remember=False)
 
     async def _cancel_tasks(self, reason: str, *, remember: bool) -> None:
         rt, case = self._rt, self._rt.case

@@ -46,6 +46,8 @@ class StepRunner:
             if step.action == "collector_task":
                 assert step.task
                 result = await self.desk.task_step(occurrence, step.task, step.summary)
+            elif step.action == "place_with_agency" and case.contact.cease_all:
+                result = "skipped: the borrower asked to cease contact; no agency may contact them"
             elif step.action == "place_with_agency":
                 result = await self.children.place(occurrence)
             else:

@@ -52,10 +52,15 @@ def test_a_hold_binds_the_children_and_the_tasks() -> None:
     assert decision.until == at_dpd(60)
 
 
-def test_a_cease_request_freezes_escalation_too() -> None:
+def test_a_cease_request_stands_the_agency_and_collectors_down_but_the_letter_goes_on() -> None:
     case = case_at()
     case.contact = case.contact.model_copy(update={"cease_all": True})
-    assert decide(case, at_dpd(100), Children()).kind == "hold"
+    case.open_tasks = {"t-1": "collector_call"}
+    decision = decide(case, at_dpd(91), Children(placement_running=True))
+    assert decision.kind == "stand_down" and decision.recall_agency and decision.cancel_tasks
+    case.open_tasks = {}
+    after = decide(case, at_dpd(91), Children())
+    assert [o.step.action for o in after.run] == ["lawyer_letter"]
 
 
 def test_after_the_hold_the_legal_case_is_released() -> None:
