@@ -111,7 +111,9 @@ async def test_each_cycle_has_its_row_and_only_the_newest_is_the_loans_latest(
     assert [(r["cycle"], r["latest"]) for r in rows] == [(FIRST, False), (SECOND, True)]
     # A snapshot that names no cycle (an older writer) is the cycle of its overdue_since.
     await write(pool, snapshot("RD-2", None, SECOND))
-    assert await pool.fetchval("SELECT cycle FROM portfolio WHERE loan_id = 'RD-2'") == SECOND
+    await write(pool, snapshot("RD-2", None, SECOND, stage="deep_contact"))  # the same row again
+    rows = await pool.fetch("SELECT cycle, stage FROM portfolio WHERE loan_id = 'RD-2'")
+    assert [(r["cycle"], r["stage"]) for r in rows] == [(SECOND, "deep_contact")]
 
 
 async def test_the_dashboard_counts_cycles_apart(own_db_pool: asyncpg.Pool) -> None:

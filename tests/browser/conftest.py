@@ -35,7 +35,7 @@ from admin.users import Locale, User, create_user
 from domain.loan import Loan
 from domain.strategy import default_strategy
 from starter.api import CollectionsStarter
-from tests.admin.conftest import PASSWORD, SETTINGS
+from tests.admin.conftest import PASSWORD, SETTINGS, zone_at
 from tests.workflows.conftest import SHANGHAI, make_loan
 from tests.workflows.fakes import FakeActivities
 from workflows.registry import WORKFLOWS
@@ -152,20 +152,12 @@ def in_days(days: int) -> str:
     return (datetime.now(UTC).astimezone(SHANGHAI).date() + timedelta(days=days)).isoformat()
 
 
-@pytest_asyncio.fixture
-async def running_loan(
-    local_client: Client, task_queue: str, starter: CollectionsStarter, db_pool: asyncpg.Pool
+@contextlib.asynccontextmanager
+async def running(
+    loan: Loan, local_client: Client, task_queue: str, starter: CollectionsStarter, db_pool: asyncpg.Pool
 ) -> AsyncIterator[Loan]:
-    """A CNY loan 20 days past due with 800.00 overdue, its workflow running on a worker with fakes, and its
-    row in the portfolio read model (the real journal activity writes it; the fakes do not, so it is written
-    here, with the product's own upsert). The borrower's name is unique, so a search finds only this loan."""
-    loan = make_loan(datetime.now(UTC), dpd=20, amount=80_000)
-    loan = loan.model_copy(
-        update={
-            "loan_id": f"WEB-{uuid.uuid4().hex[:8].upper()}",
-            "borrower": loan.borrower.model_copy(update={"name": f"Browser Borrower {uuid.uuid4().hex[:6]}"}),
-        }
-    )
+    """`loan`'s workflow running on a worker with fakes, and its row in the portfolio read model (the real
+    journal activity writes it; the fakes do not, so it is written here, with the product's own upsert)."""
     async with Worker(
         local_client, task_queue=task_queue, workflows=WORKFLOWS, activities=FakeActivities().all()
     ):
@@ -198,3 +190,35 @@ async def running_loan(
             with contextlib.suppress(RPCError):  # already closed (a test that failed to keep it open)
                 await starter.handle(loan.loan_id).terminate("test finished")
             await db_pool.execute("DELETE FROM portfolio WHERE loan_id = $1", loan.loan_id)
+
+
+def browser_loan(timezone: str | None = None) -> Loan:
+    """A CNY loan 20 days past due with 800.00 overdue; the borrower's name is unique, so a search finds only
+    this loan."""
+    loan = make_loan(datetime.now(UTC), dpd=20, amount=80_000)
+    borrower = loan.borrower.model_copy(
+        update={
+            "name": f"Browser Borrower {uuid.uuid4().hex[:6]}",
+            "timezone": timezone or loan.borrower.timezone,
+        }
+    )
+    return loan.model_copy(update={"loan_id": f"WEB-{uuid.uuid4().hex[:8].upper()}", "borrower": borrower})
+
+
+@pytest_asyncio.fixture
+async def running_loan(
+    local_client: Client, task_queue: str, starter: CollectionsStarter, db_pool: asyncpg.Pool
+) -> AsyncIterator[Loan]:
+    """A loan of `browser_loan()` (the borrower in Asia/Shanghai), running."""
+    async with running(browser_loan(), local_client, task_queue, starter, db_pool) as loan:
+        yield loan
+
+
+@pytest_asyncio.fixture
+async def loan_at_night(
+    local_client: Client, task_queue: str, starter: CollectionsStarter, db_pool: asyncpg.Pool
+) -> AsyncIterator[Loan]:
+    """A running loan whose borrower lives where it is 02:xx now: outside every contact profile's hours."""
+    loan = browser_loan(timezone=zone_at(2).key)
+    async with running(loan, local_client, task_queue, starter, db_pool) as started:
+        yield started

@@ -283,3 +283,43 @@ async def test_the_screenshot_tool_saves_every_page(
     await page.goto("/login")
     with pytest.raises(ScreenshotError, match=r"login as .* failed: Wrong username or password"):
         await screenshots.log_in(page, user.username, "not the password")
+
+
+async def test_a_call_claimed_at_night_is_refused_and_waits_in_the_queue_until_the_borrowers_morning(
+    page: Page, make_user: MakeUser, loan_at_night: Loan, db_pool: asyncpg.Pool
+) -> None:
+    task_id = await db_pool.fetchval(
+        "INSERT INTO collector_tasks (idempotency_key, loan_id, step_key, kind, due_at, priority) "
+        "VALUES ($1, $2, 'call-1', 'call', now() - interval '1 minute', 1000) RETURNING id",
+        f"{loan_at_night.loan_id}:call-1",
+        loan_at_night.loan_id,
+    )
+    await logged_in(page, (await make_user("collector")).username)
+    row = page.locator(f"#open tr[data-task='{task_id}']")
+    async with page.expect_navigation() as navigation:
+        await row.get_by_role("button", name="Claim").click()
+    assert (response := await navigation.value) is not None and response.status == 409
+    alert = page.get_by_role("alert")
+    await expect(alert).to_contain_text("Contact with this borrower is not allowed now")
+    await expect(alert).to_contain_text(f"08:00 ({loan_at_night.borrower.timezone}, UTC")
+    await expect(alert).to_contain_text("the borrower's local time")
+
+    await page.get_by_role("link", name="Back to the work queue").click()
+    await expect(page.locator(f"#open tr[data-task='{task_id}']")).to_have_count(0)
+    held = page.locator(f"#held tr[data-task='{task_id}']")
+    await expect(held).to_contain_text(loan_at_night.loan_id)
+    await expect(held.locator(".allowed-from")).to_contain_text(f"08:00 ({loan_at_night.borrower.timezone}")
+    await expect(held.get_by_role("button")).to_have_count(0)  # nothing to claim before then
+    claimed = await db_pool.fetchrow("SELECT status, assignee FROM collector_tasks WHERE id = $1", task_id)
+    assert claimed is not None and (claimed["status"], claimed["assignee"]) == ("open", None)
+
+
+async def test_a_supervisor_reaches_the_journal_dead_letters_from_the_dashboard(
+    page: Page, make_user: MakeUser
+) -> None:
+    await logged_in(page, (await make_user("supervisor")).username)
+    await page.get_by_role("link", name="Dashboard").click()
+    async with page.expect_navigation():
+        await page.get_by_role("link", name=re.compile(r"Journal entries not written: \d+")).click()
+    await expect(page).to_have_url(re.compile(r"/journal/dead-letters$"))
+    await expect(page.locator("h1")).to_have_text("Journal dead letters")
