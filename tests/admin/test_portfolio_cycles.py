@@ -179,3 +179,24 @@ async def test_the_queue_shows_a_task_once_with_the_latest_cycles_figures(
     page = (await client.get("/")).text
     assert page.count('href="/loans/RD-5"') == 1
     assert "CNY 77.00" in page  # the open cycle's arrears, not the paid one's
+
+
+async def test_roll_rates_start_each_cycle_in_reminder(own_db_pool: asyncpg.Pool) -> None:
+    """A loan that reached the agency in its first cycle and is overdue again starts its second cycle in
+    reminder: at the start of last month it is a reminder loan, not an agency one."""
+    pool = own_db_pool
+    last_month: datetime = await pool.fetchval("SELECT date_trunc('month', now()) - interval '1 month'")
+    first, second = last_month.date() - timedelta(days=300), last_month.date() - timedelta(days=30)
+    await write(pool, snapshot("RD-6", first, first, as_of=last_month - timedelta(days=250)))
+    await transition(pool, "RD-6", first, last_month - timedelta(days=240), "deep_contact")
+    await transition(pool, "RD-6", first, last_month - timedelta(days=200), "agency")
+    paid = snapshot(
+        "RD-6", first, first, stage="closed", outcome="paid", as_of=last_month - timedelta(days=100)
+    )
+    await write(pool, paid)
+    await write(pool, snapshot("RD-6", second, second))
+
+    rolls = await metrics.roll_rates(pool)
+    month = last_month.date()
+    cells = [(c.stage, c.at_start, c.rolled) for c in rolls.cells if c.month == month]
+    assert cells == [("reminder", 1, 0), ("deep_contact", 0, 0), ("agency", 0, 0)]
