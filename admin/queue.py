@@ -46,7 +46,8 @@ QUEUE_LIMIT = 100  # rows per section
 # Tasks that are human contact, and the contact channel the workflow's rules judge them by.
 CONTACT_CHANNELS: dict[str, Literal["call", "visit"]] = {"call": "call", "visit": "visit"}
 # How long a claim waits for the workflow's answer: the row stays locked meanwhile, and without a worker an
-# update would wait for ever.
+# update would wait for ever. An update delivered after the timeout may still be accepted (one attempt more
+# on the caps, the task unclaimed): the safe side of the error, never a contact the rules did not allow.
 CLAIM_TIMEOUT_SECONDS = 15.0
 MAX_REASON = 500
 # Refusals of the contact rules (English keys of admin/translations/queue.toml).
