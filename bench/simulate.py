@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import pickle
 import sys
 import time as wallclock
 import uuid
@@ -112,6 +114,9 @@ async def run_portfolio(
     sandboxed: bool = True,
 ) -> tuple[list[LoanScenario], Facts, RunFigures, Report]:
     """Generate `loans` lifetimes from `seed`, run them on a fresh time-skipping server, check them."""
+    # Injected provider faults make the SDK log every failed attempt; the facts record them already.
+    for name in ("temporalio.activity", "temporalio.workflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=server_binary(),
@@ -162,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     parser.add_argument("--unsandboxed", action="store_true", help="run workflows without the sandbox")
     parser.add_argument("--progress", action="store_true", help="print the simulated date as it goes")
+    parser.add_argument(
+        "--dump", metavar="FILE", help="pickle the scenarios and recorded facts to FILE (to study a loan)"
+    )
     args = parser.parse_args(argv)
     if args.loans < 1 or args.concurrency < 1 or args.horizon_days < 1:
         parser.error("--loans, --concurrency and --horizon-days must be at least 1")
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    _, _, figures, report = asyncio.run(
+    scenarios, facts, figures, report = asyncio.run(
         run_portfolio(
             args.loans,
             args.seed,
@@ -179,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             sandboxed=not args.unsandboxed,
         )
     )
+    if args.dump:
+        with open(args.dump, "wb") as file:
+            pickle.dump((scenarios, facts), file)
     if args.json:
         out = {**asdict(figures), "violations": report.counts(), "examples": report.examples(3)}
         print(json.dumps(out, indent=2, default=str))
