@@ -27,6 +27,7 @@ from domain.contact_rules import ContactAttempt, ContactChannel, ContactState, p
 from domain.loan import Instalment, Loan, Payment
 from domain.promise import PromiseToPay
 from domain.strategy import Stage, Strategy
+from domain.text import CleanText
 
 Outcome = Literal[
     "paid", "settled", "written_off", "litigation", "closed_by_servicing", "bankruptcy", "deceased"
@@ -46,7 +47,7 @@ class CloseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     reason: CloseReason
-    note: str | None = Field(default=None, max_length=500)
+    note: CleanText | None = Field(default=None, max_length=500)
 
 
 class ContactMade(BaseModel):

@@ -34,14 +34,23 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
-
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from domain.contact_profiles import WEEKDAY_NAMES, ContactChannel, ContactProfile
 from domain.loan import require_aware
+from domain.wall_clock import (
+    WHOLE_DAY as _WHOLE_DAY,
+)
+from domain.wall_clock import (
+    hm as _hm,
+)
+from domain.wall_clock import (
+    local_label as _local,
+)
+from domain.wall_clock import (
+    next_open as _next_open,
+)
 
 __all__ = [
     "MESSAGE_CHANNELS",
@@ -55,160 +64,13 @@ __all__ = [
     "prune_attempts",
 ]
 
-MESSAGE_CHANNELS: tuple[ContactChannel, ...] = ("sms", "email", "push")
-
-ContactRule = Literal[
-    "ok",
-    "hours",
-    "holiday",
-    "weekday",
-    "daily_call_cap",
-    "call_attempt_cap",
-    "quiet_after_conversation",
-    "message_spacing",
-    "dispute",
-    "hardship",
-    "breathing_space",
-    "cease_all",
-    "collection_stopped",
-    "opted_out_channel",
-    "opted_out_address",
-    "unreachable",
-    "validation_notice_overdue",
-]
-
-
-class ContactAttempt(BaseModel):
-    """One contact in the ledger the workflow keeps (pruned with `prune_attempts`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    channel: ContactChannel
-    at: AwareDatetime
-    address: str = Field(max_length=254)
-    connected: bool = False  # a call that was answered, by anyone
-    right_party: bool = False  # spoke to the borrower; implies connected; starts the US quiet period
-    # A collector claimed a call or visit task: it counts as an attempt at once (a collector who never records
-    # an outcome cannot dodge the caps); the outcome recorded later replaces it rather than adding one.
-    claim: bool = False
-
-
-def _naive_time(value: time) -> time:
-    # A wall-clock time with an offset would compare unlike the naive local times the rules use.
-    if value.tzinfo is not None:
-        raise ValueError("must be a wall-clock time without an offset, e.g. 09:00")
-    return value
-
-
-class ContactState(BaseModel):
-    """Holds and preferences of one borrower, kept by the workflow and changed by collectors' requests."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dispute_open: bool = False
-    hardship_until: AwareDatetime | None = None
-    breathing_space_until: AwareDatetime | None = None
-    cease_all: bool = False  # the borrower asked to stop all contact
-    # "bankruptcy" or "deceased": never contact again. A code, not free text: journal reasons show it.
-    collection_stopped: str | None = Field(default=None, pattern=r"^[a-z_]{1,32}$")
-    opted_out_channels: list[ContactChannel] = Field(default_factory=list)
-    opted_out_addresses: list[str] = Field(default_factory=list)
-    unreachable_addresses: list[str] = Field(default_factory=list)  # wrong number, bounced address
-    preferred_hours: tuple[time, time] | None = None  # borrower-stated, intersected with the profile's hours
-    validation_notice_sent_at: AwareDatetime | None = None
-    first_contact_at: AwareDatetime | None = None
-
-    @field_validator("preferred_hours")
-    @classmethod
-    def _ordered(cls, hours: tuple[time, time] | None) -> tuple[time, time] | None:
-        if hours is not None:
-            start, end = (_naive_time(h) for h in hours)
-            if end <= start:
-                raise ValueError("end must be after start (a window within one local day)")
-        return hours
-
-
-class ContactDecision(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    allowed: bool
-    at: datetime | None  # now when allowed; the earliest allowed instant when deferred; None when never
-    rule: ContactRule  # the deciding rule: for a deferral, the one that blocks now
-    reason: str  # for the journal; no names, numbers or addresses
-    requires_validation_notice: bool = False  # US: this contact must carry the validation notice
-
-
-# -- borrower-local wall clock -------------------------------------------------------------------------------
-
-_DAY = timedelta(days=1)
-_MICROSECOND = timedelta(microseconds=1)
-WallWindow = tuple[time, time | None]  # [start, end) on one local date; end None: until midnight
-_WHOLE_DAY: WallWindow = (time(0), None)
-
-
-def _offset(instant: datetime, zone: ZoneInfo) -> timedelta:
-    offset = instant.astimezone(zone).utcoffset()
-    assert offset is not None  # a ZoneInfo always has one
-    return offset
-
-
-def _offset_change(start: datetime, end: datetime, zone: ZoneInfo) -> datetime | None:
-    """The first instant in (start, end] whose UTC offset differs from start's, to the microsecond.
-
-    Assumes at most one change in the span (a day): true of every zone's rules since 1970.
-    """
-    before = _offset(start, zone)
-    if _offset(end, zone) == before:
-        return None
-    low, high = start, end
-    while high - low > _MICROSECOND:
-        middle = low + (high - low) // 2
-        if _offset(middle, zone) == before:
-            low = middle
-        else:
-            high = middle
-    return high
-
-
-def _next_open(
-    after: datetime, zone: ZoneInfo, window_for: Callable[[date], WallWindow | None], limit: datetime
-) -> datetime | None:
-    """The earliest instant >= `after` whose local wall time lies in its local date's window; None if there is
-    none up to `limit`.
-
-    Walks pieces of constant UTC offset (at most a day each): inside a piece the wall clock is the instant
-    plus the offset, so the earliest wall time in a window maps back to exactly one instant. Offset changes
-    are thereby exact: a window opening in a spring-forward gap opens at the end of the gap, and a wall time
-    that repeats after a fall-back is inside again.
-    """
-    instant = after.astimezone(UTC)
-    while instant <= limit:
-        offset = _offset(instant, zone)
-        piece_end = _offset_change(instant, instant + _DAY, zone) or instant + _DAY
-        wall = instant.replace(tzinfo=None) + offset
-        wall_end = piece_end.replace(tzinfo=None) + offset
-        day = wall.date()
-        while day <= wall_end.date():
-            window = window_for(day)
-            if window is not None:
-                start, end = window
-                low = max(wall, datetime.combine(day, start))
-                high = min(
-                    wall_end, datetime.combine(day, end) if end else datetime.combine(day + _DAY, time(0))
-                )
-                if low < high:
-                    return (low - offset).replace(tzinfo=UTC)
-            day += _DAY
-        instant = piece_end
-    return None
-
-
-def _hm(value: time) -> str:
-    return value.strftime("%H:%M:%S" if value.second or value.microsecond else "%H:%M")
-
-
-def _local(instant: datetime, zone: ZoneInfo) -> str:
-    return f"{instant.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"
+from domain.contact_state import (
+    MESSAGE_CHANNELS,
+    ContactAttempt,
+    ContactDecision,
+    ContactRule,
+    ContactState,
+)
 
 
 @dataclass(frozen=True)

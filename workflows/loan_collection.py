@@ -15,30 +15,23 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
-    from domain.case import CollectionCase, LetterSent, Outcome
+    from domain.case import CollectionCase, Outcome
     from domain.clock import CollectionsClock
     from domain.decision import Decision, decide, escalate_after_broken, task_cancel_reason
     from domain.expiry import expire
-    from domain.loan import Payment, format_money
-    from domain.promise import PromiseRequest, PromiseToPay, promise_deadline, promise_rejection
+    from domain.loan import format_money
     from workflows import projection
-    from workflows.agency_placement import PLACED_SIGNAL
     from workflows.arrangements import ArrangementUpdates
+    from workflows.case_messages import CaseMessages
     from workflows.children import ChildCases
     from workflows.collector_updates import CollectorUpdates
     from workflows.contact import ContactDesk
-    from workflows.legal_case import LETTER_SENT_SIGNAL, LetterDispatched
     from workflows.messages import (
-        CLOSE_SIGNAL,
-        PAYMENT_SIGNAL,
-        PROMISE_UPDATE,
         STATUS_QUERY,
         WORKFLOW_NAME,
-        CloseRequest,
         CollectionInput,
         CollectionStatus,
         NextStep,
-        PromiseAccepted,
     )
     from workflows.retries import CASE_RETRY
     from workflows.runtime import CaseRuntime
@@ -48,7 +41,7 @@ JOURNAL_BATCH = 500  # the record_journal contract's largest batch
 
 
 @workflow.defn(name=WORKFLOW_NAME)
-class LoanCollectionWorkflow(CollectorUpdates, ArrangementUpdates):
+class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates):
     @workflow.init
     def __init__(self, input: CollectionInput) -> None:
         # @workflow.init: a payment sent with the start (signal-with-start) is applied to a ready case.
@@ -301,7 +294,8 @@ class LoanCollectionWorkflow(CollectorUpdates, ArrangementUpdates):
         workflow.continue_as_new(
             self._input.model_copy(
                 update={"case": self._rt.case, "journal_pending": list(self._rt.journal.pending)}
-            )
+            ),
+            memo=dict(workflow.memo()),  # the cycle the starter recorded (starter.starting) stays on the run
         )
 
     async def _flush_journal(self, all_of_it: bool = False) -> None:
@@ -329,111 +323,6 @@ class LoanCollectionWorkflow(CollectorUpdates, ArrangementUpdates):
             self._snapshot_sent = snapshot
             if not all_of_it and len(pending) < JOURNAL_BATCH:
                 return
-
-    # -- messages ------------------------------------------------------------------------------------------
-    # Handlers are synchronous: they change the case and wake the loop, which does every side effect.
-
-    @workflow.signal(name=PAYMENT_SIGNAL)
-    def payment(self, payment: Payment) -> None:
-        rt, case = self._rt, self._rt.case
-        if case.closed:
-            workflow.logger.info(
-                "payment %s after close: recorded by servicing, not applied", payment.payment_id
-            )
-            return
-        now = rt.now()
-        promise, plan, offer = case.open_promise, case.open_plan, case.open_settlement
-        effect = case.apply_payment(payment, now)
-        rt.journal.payment(
-            f"payment:{payment.payment_id}" + ("" if effect.applied else f":{workflow.uuid4()}"),
-            now,
-            payment_id=payment.payment_id,
-            amount_minor=payment.amount_minor,
-            currency=payment.currency,
-            received_at=payment.received_at.isoformat(),
-            source=payment.source,
-            applied=effect.applied,
-            reason=effect.reason,
-        )
-        if promise is not None and promise.status == "kept":
-            rt.journal.promise(promise, "kept", "servicing", now)
-        if plan is not None and plan.status == "kept":
-            rt.journal.action(
-                f"plan:{plan.plan_id}:kept", now, "servicing", "repayment_plan_kept", "kept", None
-            )
-        if offer is not None and offer.status == "paid":
-            rt.journal.action(
-                f"settlement:{offer.offer_id}:paid",
-                now,
-                "servicing",
-                "settlement_paid",
-                format_money(offer.paid_toward_minor, offer.currency),
-                None,
-            )
-        workflow.logger.info("payment %s: %s", payment.payment_id, effect.reason)
-        if effect.applied:
-            rt.wake()
-
-    @workflow.signal(name=CLOSE_SIGNAL)
-    def close(self, request: CloseRequest) -> None:
-        case = self._rt.case
-        if not case.closing:
-            case.close_request = request
-            self._rt.wake()
-
-    @workflow.signal(name=PLACED_SIGNAL)
-    def agency_placed(self, receipt: contracts.PlacementReceipt) -> None:
-        """From our AgencyPlacementWorkflow child: the agency has the account."""
-        case = self._rt.case
-        case.placement = projection.placement_of(receipt, self._rt.now())
-        case.placed_with = [*case.placed_with, receipt.agency_id]
-        self._rt.wake()
-
-    @workflow.signal(name=LETTER_SENT_SIGNAL)
-    def letter_sent(self, sent: LetterDispatched) -> None:
-        """From our LegalCaseWorkflow child: the letter went out by registered mail."""
-        rt, case = self._rt, self._rt.case
-        now = rt.now()
-        case.letter = LetterSent(document_id=sent.document_id, dispatched_at=now, respond_by=sent.respond_by)
-        case.contacted("letter", now)
-        rt.journal.attempt(f"letter:{sent.document_id}", now, "letter", None, sent.tracking_reference, "sent")
-
-    @workflow.update(name=PROMISE_UPDATE)
-    def promise_to_pay(self, request: PromiseRequest) -> PromiseAccepted:
-        rt, case = self._rt, self._rt.case
-        now = rt.now()
-        promise = PromiseToPay(
-            promise_id=str(workflow.uuid4()),
-            amount_minor=request.amount_minor,
-            currency=case.loan.currency,
-            due_date=request.due_date,
-            deadline=promise_deadline(request.due_date, case.strategy.promise, case.loan.zone),
-            collector=request.collector,
-            note=request.note,
-            made_at=now,
-        )
-        case.promises = [*case.promises, promise]
-        rt.journal.promise(promise, "made", request.collector, now)
-        rt.wake()
-        return PromiseAccepted(promise_id=promise.promise_id, deadline=promise.deadline)
-
-    @promise_to_pay.validator
-    def _validate_promise(self, request: PromiseRequest) -> None:
-        # A validator rejects before anything reaches history: a rejected promise changes nothing.
-        case = self._rt.case
-        reason = (
-            promise_rejection(
-                request,
-                arrears_minor=case.arrears_minor,
-                today=case.local_today(self._rt.now()),
-                rules=case.strategy.promise,
-                has_open_promise=case.open_promise is not None,
-                closed=case.closing,
-            )
-            or self._conflict()
-        )  # an open promise was refused above; a plan or settlement offer here
-        if reason:
-            self._reject(reason, "PromiseRejected")
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> CollectionStatus:
