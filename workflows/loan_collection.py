@@ -257,9 +257,11 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
         if due is None:
             await workflow.wait_condition(lambda: rt.changed)
             return
-        delay = rt.case.clock.real_delay(due - rt.now())
-        if delay <= timedelta(0) or rt.changed:
+        if due <= rt.now() or rt.changed:
             return
+        # At least a millisecond: a demo clock can scale a tiny remainder to zero, and a zero wait would let
+        # the loop spin on the same decision without yielding.
+        delay = max(rt.case.clock.real_delay(due - rt.now()), timedelta(milliseconds=1))
         try:
             await workflow.wait_condition(lambda: rt.changed, timeout=delay, timeout_summary=label[:200])
         except TimeoutError:
