@@ -124,8 +124,13 @@ class LegalCaseWorkflow:
                     respond_by=letter_request.respond_by,
                 ),
             )
-        # The borrower has until the end of the respond-by day, in their own time zone.
-        deadline: datetime = end_of_local_day(letter_request.respond_by, input.timezone)
+        # The borrower has until the end of the respond-by day, in their own time zone, and never less than
+        # the whole window counted from the dispatch (a slow dispatch must not shorten it).
+        window = timedelta(days=(letter_request.respond_by - letter_request.issued_on).days)
+        deadline: datetime = max(
+            end_of_local_day(letter_request.respond_by, input.timezone),
+            input.clock.now(workflow.now()) + window,
+        )
         try:
             await workflow.wait_condition(
                 lambda: self._withdrawn is not None,
