@@ -52,6 +52,9 @@ CALL_TASKS = ("call", "promise_follow_up")
 CONTACT_TASKS = {"call": "call", "promise_follow_up": "call", "visit": "visit"}
 NOTICE_CHANNELS = ("email",)  # channels that can carry the US validation notice (besides letters)
 CONVERSATION = ("right_party", "refused", "promise_given", "dispute_raised", "callback_requested")
+TASK_SPACING = timedelta(
+    hours=1
+)  # two open call (or visit) tasks of one loan due closer than this: one too many
 HOLD_GRACE = timedelta(hours=1)  # how long the workflow may take to cancel open tasks after a hold or close
 FOREVER = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
 
@@ -71,6 +74,7 @@ KINDS = (
     "open_task_on_hold",
     "duplicate_message",
     "duplicate_placement",
+    "duplicate_task",
     "journal_missing",
     "journal_extra",
     "journal_rejected",
@@ -176,8 +180,8 @@ def holds_of(s: LoanScenario, f: LoanFacts, rules: JurisdictionRules) -> Holds:
         if (name == "dispute" or raised_on_call) and dispute_from is None:
             dispute_from = at
         elif name == "resolve_dispute" and dispute_from is not None:
-            if rules.dispute_stops_collection:
-                held.stopping.append((dispute_from, at, "dispute"))
+            if rules.dispute_stops_collection:  # until it was surely lifted: from when it was sent
+                held.stopping.append((dispute_from, action.since, "dispute"))
             dispute_from = None
         elif name == "breathing_space" and rules.breathing_space_days:
             # From when it was surely applied until it surely ended: never stricter than the workflow.
@@ -338,6 +342,21 @@ def _duplicates(loan_id: str, f: LoanFacts) -> Iterator[Violation]:
     for key, count in delivered.items():
         if count > 1:
             yield Violation("duplicate_message", loan_id, None, f"{key} delivered {count} times")
+    calls = sorted(
+        (
+            (due, t)
+            for t in f.tasks
+            if t.kind in CONTACT_TASKS and _open_at(t, due := max(t.due_at, t.at), f, worked_counts=False)
+        ),
+        key=lambda pair: pair[0],
+    )
+    for (due, first), (later, second) in itertools.pairwise(calls):
+        same = CONTACT_TASKS[first.kind] == CONTACT_TASKS[second.kind]
+        if same and later - due < TASK_SPACING and _open_at(first, later, f):
+            # A queue showing the borrower twice is two calls (a burst of missed repeats after a hold).
+            yield Violation(
+                "duplicate_task", loan_id, later, f"{second.step_key} while {first.step_key} is open"
+            )
     placed = Counter(p.idempotency_key for p in f.placements)
     for key, count in placed.items():
         if count > 1:

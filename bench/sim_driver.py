@@ -202,6 +202,12 @@ class Driver:
             error = f"rpc: {failure.message}"
         if error is None and event.kind == "call_outcome" and self.recording is not None:
             self.recording.worked(event.loan_id, str(event.params["task_id"]))
+        if error is None and event.params.get("outcome") == "dispute_raised":
+            # Verification is sent within weeks, as for disputes raised by update (a US dispute stops
+            # collection until then).
+            rng = random.Random(f"{self.scenarios[event.loan_id].collector_seed}:{event.at.isoformat()}")
+            later = event.at + timedelta(days=rng.randint(5, 30), hours=rng.randint(0, 12))
+            self.push(Event(at=later, loan_id=event.loan_id, kind="resolve_dispute"))
         at = await self.env.get_current_time()
         params = dict(event.params)
         if event.kind == "start":

@@ -219,6 +219,16 @@ def test_duplicates_of_messages_and_placements() -> None:
     assert counts(facts) == {"duplicate_placement": 1}
 
 
+def test_two_call_tasks_at_once() -> None:
+    at = T0 - timedelta(hours=5)
+    facts = base_facts()
+    facts.tasks.append(Task(LOAN, at, at, "call", "collector_call@16", "k1", "t1"))
+    facts.tasks.append(Task(LOAN, at, at + timedelta(days=3), "call", "collector_call@19", "k2", "t2"))
+    assert counts(cancelled_at_end(facts)) == {}
+    facts.tasks.append(Task(LOAN, at, at + timedelta(minutes=1), "call", "collector_call@22", "k3", "t3"))
+    assert counts(cancelled_at_end(facts)) == {"duplicate_task": 1}
+
+
 def test_us_validation_notice_only_on_a_channel_that_carries_it() -> None:
     us = scenario("us", "America/New_York")
     at = T0 + timedelta(hours=1)
