@@ -200,6 +200,11 @@ class Driver:
             error = f"{getattr(cause, 'type', '')}: {getattr(cause, 'message', str(cause))}"
         except RPCError as failure:  # the workflow has already completed
             error = f"rpc: {failure.message}"
+        except ValueError as invalid:  # the request model itself refused it (a note with NUL, ...)
+            error = f"invalid request: {str(invalid).splitlines()[0]}"
+            if "note" in event.params:  # the collector fixes the note and sends it again
+                fixed = {k: v for k, v in event.params.items() if k != "note"}
+                self.push(Event(at=event.at, loan_id=event.loan_id, kind=event.kind, params=fixed))
         if error is None and event.kind == "call_outcome" and self.recording is not None:
             self.recording.worked(event.loan_id, str(event.params["task_id"]))
         if error is None and event.params.get("outcome") == "dispute_raised":
@@ -260,16 +265,21 @@ class Driver:
         kind = event.kind
         if kind == "promise":
             return m.PROMISE_UPDATE, PromiseRequest(
-                amount_minor=p["amount_minor"], due_date=date.fromisoformat(str(p["due_date"])), **who
+                amount_minor=p["amount_minor"],
+                due_date=date.fromisoformat(str(p["due_date"])),
+                note=p.get("note"),
+                **who,
             )
         if kind == "plan":
             parts = [arrangements.PlanInstalmentRequest(**i) for i in p["instalments"]]  # type: ignore[attr-defined]
-            return m.REPAYMENT_PLAN_UPDATE, arrangements.RepaymentPlanRequest(instalments=parts, **who)
+            plan = arrangements.RepaymentPlanRequest(instalments=parts, note=p.get("note"), **who)
+            return m.REPAYMENT_PLAN_UPDATE, plan
         if kind == "settlement":
             return m.SETTLEMENT_UPDATE, arrangements.SettlementApproval(
                 approver="sim.supervisor",
                 amount_minor=p["amount_minor"],
                 due_date=date.fromisoformat(str(p["due_date"])),
+                note=p.get("note"),
             )
         simple: dict[str, tuple[str, Any]] = {
             "dispute": (m.RAISE_DISPUTE_UPDATE, holds.RaiseDispute),

@@ -102,6 +102,9 @@ class _Story:
         return max(when, s.joins_at + timedelta(minutes=5))
 
     def add(self, when: datetime, kind: str, **params: object) -> None:
+        if kind not in ("payment", "close") and self.rng.random() < 0.08:
+            # A note no journal can store (NUL, bidi override): refused where it enters, or never written.
+            params["note"] = self.rng.choice(("call after 6pm\x00", "\u202eyap lliw", "ok"))
         self.s.events.append(Event(at=when, loan_id=self.s.loan_id, kind=kind, params=params))
 
     def pay(self, when: datetime, amount: int) -> None:
@@ -210,6 +213,10 @@ def generate(count: int, seed: int, start: datetime) -> list[LoanScenario]:
             for _ in range(rng.randint(1, 2)):
                 begin = joins_at + timedelta(minutes=rng.randrange(0, 120 * 24 * 60))
                 scenario.outages.append(Outage(begin, begin + timedelta(minutes=rng.randint(30, 360))))
+        if rng.random() < 0.10:  # an outage over the morning a reminder goes out (steps run at 09:00 local)
+            day = rng.choice((0, 1, 3, 7, 10)) - min(join_dpd, 10)
+            begin = _local_instant(joins_at, zone, max(day, 0), time(8, 50))
+            scenario.outages.append(Outage(begin, begin + timedelta(minutes=rng.randint(60, 240))))
         if rng.random() < 0.08:  # a channel the provider rejects for good
             scenario.rejecting[rng.choice(("sms", "email", "push"))] = rng.choice(
                 ("MessageRejected", "ContactPointInvalid")
