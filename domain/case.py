@@ -132,6 +132,7 @@ class CollectionCase(BaseModel):
     # Collector tasks the workflow opened (task id -> step key), cancelled when the loan closes or is held;
     # the step keys of tasks a hold cancelled are created again when the hold ends.
     open_tasks: dict[str, str] = Field(default_factory=dict)
+    task_kinds: dict[str, str] = Field(default_factory=dict, description="task id -> call, visit, review...")
     tasks_after_hold: list[str] = Field(default_factory=list)
 
     @classmethod

@@ -208,8 +208,13 @@ def decide(case: CollectionCase, now: datetime, children: Children) -> Decision:
 
 
 def tasks_to_recreate(case: CollectionCase) -> list[Occurrence]:
+    """One task per step a hold cancelled (a repeating call's many open occurrences come back as one)."""
     by_key = {o.key: o for o in schedule_of(case)}
-    return [by_key[key] for key in case.tasks_after_hold if key in by_key]
+    latest: dict[str, Occurrence] = {}
+    for key in case.tasks_after_hold:
+        if key in by_key:
+            latest[by_key[key].step.id] = by_key[key]
+    return list(latest.values())
 
 
 def due_steps(case: CollectionCase, now: datetime, children: Children) -> Decision:

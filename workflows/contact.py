@@ -14,6 +14,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
+    from domain.case import CollectionCase
     from domain.contact_plan import (
         POSTAL_CHANNELS,
         address_for,
@@ -129,6 +130,8 @@ class ContactDesk:
         self, key: str, kind: str, note: str, due_at: datetime | None = None
     ) -> contracts.CollectorTaskReceipt | None:
         rt, case = self.rt, self.rt.case
+        if kind in ("call", "visit"):
+            await self.supersede_tasks(kind)
         now = rt.now()
         receipt: contracts.CollectorTaskReceipt | None = await rt.try_activity(
             contracts.CREATE_COLLECTOR_TASK,
@@ -139,8 +142,43 @@ class ContactDesk:
         )
         if receipt is not None:
             case.open_tasks = {**case.open_tasks, receipt.task_id: key}
+            case.task_kinds = {**case.task_kinds, receipt.task_id: kind}
             rt.journal.action(f"{key}:task", now, "system", f"{kind}_task_created", None, receipt.task_id)
         return receipt
+
+    async def supersede_tasks(self, kind: str) -> None:
+        """One open call (or visit) task per loan: a new one replaces those still open, so a collector never
+        finds two calls to the same borrower in the queue (a callback beside a scheduled call, a repeat while
+        the last one waits)."""
+        rt, case = self.rt, self.rt.case
+        stale = {t: key for t, key in case.open_tasks.items() if case.task_kinds.get(t) == kind}
+        if not stale:
+            return
+        now = rt.now()
+        receipt = await rt.try_activity(
+            contracts.CANCEL_COLLECTOR_TASKS,
+            contracts.CollectorTaskCancellation(
+                idempotency_key=rt.journal.key(f"tasks:supersede:{kind}:{now.isoformat()}"),
+                loan_id=case.loan.loan_id,
+                reason="superseded",
+                step_keys=sorted(set(stale.values())),
+            ),
+            contracts.CollectorTaskCancelReceipt,
+            f"{kind} task replaced by a newer one",
+            CONTACT_RETRY,
+        )
+        if receipt is None:
+            return
+        forget(case, receipt.cancelled)
+        if receipt.cancelled:
+            rt.journal.action(
+                f"tasks:superseded:{now.isoformat()}",
+                now,
+                "system",
+                "tasks_cancelled",
+                "superseded",
+                ", ".join(receipt.cancelled),
+            )
 
     async def trace_address(self, occurrence: Occurrence, wanted: ContactChannel) -> str:
         """A visit or registered letter with no postal address on file: a collector traces the address."""
@@ -189,3 +227,10 @@ class ContactDesk:
             return
         receipt = await self.open_task(key, "call", "callback requested")
         rt.note(key, "callback", "collector_task", f"call task {receipt.task_id}" if receipt else "failed")
+
+
+def forget(case: CollectionCase, task_ids: list[str]) -> None:
+    """Tasks no longer open (cancelled): out of the case's list of open tasks."""
+    gone = set(task_ids)
+    case.open_tasks = {t: key for t, key in case.open_tasks.items() if t not in gone}
+    case.task_kinds = {t: kind for t, kind in case.task_kinds.items() if t not in gone}

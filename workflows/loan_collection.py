@@ -171,7 +171,7 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
                 *case.tasks_after_hold,
                 *(k for k in keys if k not in case.tasks_after_hold),
             ]
-        case.open_tasks = {}
+        case.open_tasks, case.task_kinds = {}, {}
         if receipt.cancelled:
             rt.journal.action(
                 f"tasks:cancelled:{now.isoformat()}",

@@ -257,3 +257,18 @@ async def test_child_ids_never_collide_with_another_loans_workflow(harness: Harn
     assert (await harness.client.get_workflow_handle(legal_id).describe()).id == legal_id
     assert (await status(handle)).outcome is None
     assert (await status(twin_handle)).outcome is None
+
+
+async def test_a_loan_has_at_most_one_open_call_task(harness: Harness) -> None:
+    """A callback beside the scheduled call, and the next repeat while the last one waits, replace the open
+    call task instead of adding another (the simulation found bursts of call tasks)."""
+    loan = make_loan(await harness.now(), dpd=15)
+    handle = await harness.start(loan)
+    await harness.env.sleep(timedelta(hours=1))
+    assert len(harness.fakes.open_tasks) == 1
+
+    await harness.env.sleep(timedelta(days=7))  # two more repeats of the DPD 15 call: nobody worked them
+
+    assert len(harness.fakes.open_tasks) == 1
+    assert {c.reason for c in harness.fakes.cancelled} == {"superseded"}
+    assert (await status(handle)).outcome is None
