@@ -19,7 +19,15 @@ import asyncpg
 import structlog
 from temporalio import activity
 
-from activities import collector_tasks, contracts, journal, legal, messaging, registered_mail
+from activities import (
+    collector_tasks,
+    contracts,
+    journal,
+    legal,
+    messaging,
+    registered_mail,
+    validation_notice,
+)
 from activities.agency import AgencyAdapter, DatabaseAgencyAdapter
 from activities.channels import ChannelRouter
 from activities.contracts import (
@@ -37,6 +45,8 @@ from activities.contracts import (
     PlacementRequest,
     RecallReceipt,
     RecallRequest,
+    ValidationNoticeReceipt,
+    ValidationNoticeRequest,
 )
 from activities.messaging import DEFAULT_PAY_URL, ChannelAdapter, OutboxAdapter, TemplateCatalogue
 
@@ -93,6 +103,7 @@ class CollectionActivities:
             self.place_with_agency,
             self.recall_from_agency,
             self.generate_lawyer_letter,
+            self.generate_validation_notice,
             self.refer_to_litigation,
             journal.Journal(self._pool).record,
             registered_mail.RegisteredMail(self._pool).dispatch_registered_mail,
@@ -179,6 +190,19 @@ class CollectionActivities:
         receipt = await legal.generate_lawyer_letter(self._pool, request)
         log.info(
             "lawyer_letter_stored",
+            **_context(request.loan_id),
+            document_id=receipt.document_id,
+            locale=request.locale,
+            size_bytes=receipt.size_bytes,
+            duplicate=receipt.duplicate,
+        )
+        return receipt
+
+    @activity.defn(name=contracts.GENERATE_VALIDATION_NOTICE)
+    async def generate_validation_notice(self, request: ValidationNoticeRequest) -> ValidationNoticeReceipt:
+        receipt = await validation_notice.generate_validation_notice(self._pool, request)
+        log.info(
+            "validation_notice_stored",
             **_context(request.loan_id),
             document_id=receipt.document_id,
             locale=request.locale,

@@ -253,3 +253,40 @@ class RegisteredMailRequest(_Contract):
 class RegisteredMailReceipt(_Contract):
     tracking_reference: str = Field(description="UPU S10 tracking number, e.g. RR123456785CN")
     duplicate: bool = Field(description="true when this key was already dispatched: nothing was sent again")
+
+
+# ---------------------------------------------------------------------------------------- validation notice
+# US Regulation F §1006.34: the validation notice (Model Form B-1 content) goes with the first communication
+# or within 5 days. Without an e-mail address it goes as a one-page letter (activities/validation_notice.py),
+# stored among the loan's legal documents (kind 'validation_notice') and posted by DISPATCH_REGISTERED_MAIL.
+
+GENERATE_VALIDATION_NOTICE = "generate_validation_notice"
+
+
+class ValidationNoticeRequest(_Contract):
+    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=200)
+    loan_id: str
+    locale: Locale
+    lender: str
+    borrower_name: str
+    postal_address: str = Field(
+        description="the borrower's postal address, printed under the addressee (lines: \\n); required: "
+        "the notice goes by post"
+    )
+    currency: str
+    amount_overdue_minor: int
+    overdue_since: date
+    issued_on: date
+    dispute_by: date = Field(
+        description="end of the validation period: the borrower may dispute in writing until this date"
+    )
+    product: str | None = Field(
+        default=None, max_length=64, description="the loan's product (Loan.product), printed in the notice"
+    )
+
+
+class ValidationNoticeReceipt(_Contract):
+    document_id: str
+    sha256: str
+    size_bytes: int
+    duplicate: bool

@@ -59,6 +59,9 @@ class RecordingActivities:
         self.scenarios = scenarios
         self._ids = 0
         self.open_tasks: dict[str, dict[str, str]] = {}  # loan id -> open task id -> step key
+        # Validation notices generated for the post: (when, request, document id). Kept here, not in Facts,
+        # so the letter invariants (a lawyer's letter before litigation) never count a notice as a letter.
+        self.validation_notices: list[tuple[datetime, contracts.ValidationNoticeRequest, str]] = []
 
     def _id(self, prefix: str) -> str:
         self._ids += 1
@@ -193,6 +196,17 @@ class RecordingActivities:
             document_id=document_id, sha256="ab" * 32, size_bytes=1000, duplicate=False
         )
 
+    @activity.defn(name=contracts.GENERATE_VALIDATION_NOTICE)
+    async def generate_validation_notice(
+        self, request: contracts.ValidationNoticeRequest
+    ) -> contracts.ValidationNoticeReceipt:
+        self.facts.activity_calls += 1
+        document_id = self._id("notice")
+        self.validation_notices.append((_now(), request, document_id))
+        return contracts.ValidationNoticeReceipt(
+            document_id=document_id, sha256="cd" * 32, size_bytes=1000, duplicate=False
+        )
+
     @activity.defn(name=contracts.DISPATCH_REGISTERED_MAIL)
     async def dispatch_registered_mail(
         self, request: contracts.RegisteredMailRequest
@@ -245,6 +259,7 @@ class RecordingActivities:
             self.place_with_agency,
             self.recall_from_agency,
             self.generate_lawyer_letter,
+            self.generate_validation_notice,
             self.dispatch_registered_mail,
             self.refer_to_litigation,
             self.record_journal,

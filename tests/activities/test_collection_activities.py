@@ -19,6 +19,7 @@ def test_all_registers_one_activity_per_contract_name(activities: CollectionActi
         contracts.PLACE_WITH_AGENCY,
         contracts.RECALL_FROM_AGENCY,
         contracts.GENERATE_LAWYER_LETTER,
+        contracts.GENERATE_VALIDATION_NOTICE,
         contracts.REFER_TO_LITIGATION,
         contracts.RECORD_JOURNAL,
         contracts.DISPATCH_REGISTERED_MAIL,

@@ -102,6 +102,15 @@ class FakeActivities:
             document_id="doc-1", sha256="ab" * 32, size_bytes=1000, duplicate=False
         )
 
+    @activity.defn(name=contracts.GENERATE_VALIDATION_NOTICE)
+    async def generate_validation_notice(
+        self, request: contracts.ValidationNoticeRequest
+    ) -> contracts.ValidationNoticeReceipt:
+        self._log(contracts.GENERATE_VALIDATION_NOTICE, request)
+        return contracts.ValidationNoticeReceipt(
+            document_id="notice-1", sha256="cd" * 32, size_bytes=1000, duplicate=False
+        )
+
     @activity.defn(name=contracts.REFER_TO_LITIGATION)
     async def refer_to_litigation(
         self, request: contracts.LitigationReferralRequest
@@ -147,6 +156,7 @@ class FakeActivities:
             self.place_with_agency,
             self.recall_from_agency,
             self.generate_lawyer_letter,
+            self.generate_validation_notice,
             self.refer_to_litigation,
             self.record_journal,
             self.dispatch_registered_mail,
