@@ -134,6 +134,8 @@ class CollectionCase(BaseModel):
     open_tasks: dict[str, str] = Field(default_factory=dict)
     task_kinds: dict[str, str] = Field(default_factory=dict, description="task id -> call, visit, review...")
     tasks_after_hold: list[str] = Field(default_factory=list)
+    # US: no e-mail and no postal address on file, so the validation notice cannot go in writing.
+    notice_undeliverable: bool = False
 
     @classmethod
     def open(cls, loan: Loan, strategy: Strategy, clock: CollectionsClock) -> CollectionCase:

@@ -28,6 +28,23 @@ def carries_validation_notice(channel: str) -> bool:
     return channel in NOTICE_CHANNELS
 
 
+def validation_notice_owed(case: CollectionCase) -> bool:
+    """US (a profile with a validation-notice period): the notice has not gone yet. It goes first, before any
+    other contact: by e-mail when the borrower has one the rules allow, otherwise by letter."""
+    profile = case.profile
+    return (
+        profile is not None
+        and profile.validation_notice_within_days is not None
+        and case.contact.validation_notice_sent_at is None
+    )
+
+
+def notice_blocks_contact(case: CollectionCase) -> bool:
+    """A notice that cannot be delivered in writing (no e-mail, no postal address) blocks every other contact:
+    contacting a borrower who can never get the notice would be collecting without it."""
+    return case.notice_undeliverable and validation_notice_owed(case)
+
+
 def outage_retry_at(now: datetime) -> datetime:
     """When to try a message again after an outage: from the current time (after the retries), never from
     when the step started, so the deferral never ends before it was recorded."""
@@ -72,6 +89,10 @@ def choose_channel(
     good (opt-out, unreachable, or `exclude`: a provider refused this step's message), the next message
     channel the borrower can be reached on."""
     assert case.profile is not None
+    if notice_blocks_contact(case) and wanted != "letter":
+        reason = "the validation notice cannot be delivered (no e-mail, no postal address): trace an address"
+        blocked = ContactDecision(allowed=False, at=None, rule="validation_notice_overdue", reason=reason)
+        return ChannelChoice(channel=None, address=None, decision=blocked, closed=[reason])
     order = (
         [wanted, *(c for c in MESSAGE_CHANNELS if c != wanted)] if wanted in MESSAGE_CHANNELS else [wanted]
     )
@@ -119,6 +140,9 @@ def claim_decision(case: CollectionCase, channel: ContactChannel, now: datetime)
     """May a collector call (or visit) the borrower now? Asked when a task is claimed: a task created at
     21:59 is not callable at 23:00 local, and every claim counts toward the caps."""
     assert case.profile is not None
+    if notice_blocks_contact(case):
+        reason = "the validation notice cannot be delivered (no e-mail, no postal address)"
+        return ContactDecision(allowed=False, at=None, rule="validation_notice_overdue", reason=reason)
     address = address_for(case, channel)
     if address is None:
         reason = f"no address on file for {channel}"

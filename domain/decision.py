@@ -12,7 +12,7 @@ The order of the checks is the policy, top to bottom:
 4. a hold that freezes everything (dispute, Breathing Space, hardship): children are told and tasks
    cancelled, then the case waits for the hold to end; after a request to cease contact the agency and the
    collectors stand down (letters and the legal case go on);
-5. a callback the borrower asked for;
+5. US: the validation notice, before any other contact; a callback the borrower asked for;
 6. an open promise, plan or settlement offer: wait for it, or break it when its deadline passed;
 7. a child workflow that ended (agency placement, legal case);
 8. collector tasks a hold cancelled, created again;
@@ -29,10 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.arrangements import held_schedule, stage_hold_active
 from domain.case import CollectionCase, Outcome
-from domain.contact_plan import escalation_hold
+from domain.contact_plan import escalation_hold, validation_notice_owed
 from domain.loan import format_money
 from domain.schedule import Occurrence, next_stage_first, occurrences, plan
 from domain.strategy import Step, stage_rank
+
+NOTICE_KEY = "validation_notice"  # the notice's step key: deferrals, outbox and journal keys
 
 # A loan is placed with at most this many agencies in turn (the second never the first's agency).
 MAX_PLACEMENTS = 2
@@ -43,6 +45,7 @@ DecisionKind = Literal[
     "expire",
     "hold",
     "stand_down",
+    "send_validation_notice",
     "call_back",
     "break_promise",
     "break_plan",
@@ -162,6 +165,15 @@ def decide(case: CollectionCase, now: datetime, children: Children) -> Decision:
             reason="borrower asked to cease contact: agency and collectors stand down",
             recall_agency=children.placement_running,
             cancel_tasks=bool(case.open_tasks),
+        )
+    if validation_notice_owed(case) and not case.notice_undeliverable:
+        at = case.deferrals.get(NOTICE_KEY)
+        if at is not None and at > now:
+            return Decision(
+                kind="wait", until=at, reason="the validation notice goes first, when the rules allow"
+            )
+        return Decision(
+            kind="send_validation_notice", reason="US: the validation notice before any other contact"
         )
     if case.callbacks and case.callbacks[0] <= now:
         return Decision(kind="call_back", reason="a callback the borrower asked for is due")

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.retries import CASE_RETRY
     from workflows.runtime import CaseRuntime
     from workflows.steps import WRITE_OFF, StepRunner
+    from workflows.validation_notice import NoticeDesk
 
 JOURNAL_BATCH = 500  # the record_journal contract's largest batch
 
@@ -60,6 +61,7 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
         self._children = ChildCases(self._rt)
         self._desk = ContactDesk(self._rt)
         self._steps = StepRunner(self._rt, self._desk, self._children)
+        self._notices = NoticeDesk(self._desk)
         self._upserted: dict[str, object] = {}
         self._snapshot_sent: contracts.PortfolioSnapshot | None = None
 
@@ -90,6 +92,8 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
                     await self._stand_down(decision)
                 case "release_legal":
                     await self._children.release_legal()
+                case "send_validation_notice":
+                    await self._notices.send()
                 case "call_back":
                     await self._desk.call_back(case.callbacks[0])
                 case "break_promise":

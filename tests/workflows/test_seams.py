@@ -190,12 +190,20 @@ async def test_claiming_a_call_asks_the_rules_at_that_moment(harness: Harness) -
     assert len(claimed) == 1  # the claim is the attempt, outcome recorded or not
 
 
-async def test_the_validation_notice_is_recorded_only_when_an_email_carried_it(harness: Harness) -> None:
+async def test_the_validation_notice_goes_first_in_writing_never_on_an_sms(harness: Harness) -> None:
+    """US borrower without e-mail: the notice goes by letter before any SMS; the SMS never claims it."""
     now = await harness.now()
     zone = ZoneInfo("America/New_York")
     loan = Loan(
         loan_id=f"L-{uuid.uuid4().hex[:10]}",
-        borrower=Borrower(name="Pat Doe", phone="+14155550100", email=None, locale="en", timezone=zone.key),
+        borrower=Borrower(
+            name="Pat Doe",
+            phone="+14155550100",
+            email=None,
+            locale="en",
+            timezone=zone.key,
+            postal_address="1 Main St, Springfield",
+        ),
         currency="USD",
         amount_overdue_minor=50_000,
         principal_outstanding_minor=200_000,
@@ -205,10 +213,34 @@ async def test_the_validation_notice_is_recorded_only_when_an_email_carried_it(h
     handle = await harness.start(loan)
     await harness.env.sleep(timedelta(days=1))
 
-    assert harness.fakes.of(contracts.SEND_MESSAGE), "the DPD 1 SMS went out"
-    assert all(m.channel != "email" for m in harness.fakes.of(contracts.SEND_MESSAGE))
+    names = harness.fakes.names()
+    assert contracts.SEND_MESSAGE in names, "the DPD 1 SMS went out"
+    assert names.index(contracts.DISPATCH_REGISTERED_MAIL) < names.index(contracts.SEND_MESSAGE)
+    assert all("validation_notice" not in m.variables for m in harness.fakes.of(contracts.SEND_MESSAGE))
     contact = (await status(handle)).contact
-    assert contact is not None and contact.validation_notice_sent_at is None
+    assert contact is not None and contact.validation_notice_sent_at is not None
+
+
+async def test_a_us_borrower_with_an_email_gets_the_notice_by_email_first(harness: Harness) -> None:
+    now = await harness.now()
+    zone = ZoneInfo("America/New_York")
+    loan = Loan(
+        loan_id=f"L-{uuid.uuid4().hex[:10]}",
+        borrower=Borrower(
+            name="Pat Doe", phone="+14155550100", email="pat@example.com", locale="en", timezone=zone.key
+        ),
+        currency="USD",
+        amount_overdue_minor=50_000,
+        principal_outstanding_minor=200_000,
+        overdue_since=now.astimezone(zone).date() - timedelta(days=1),
+        jurisdiction="us",
+    )
+    await harness.start(loan)
+    await harness.env.sleep(timedelta(days=1))
+
+    sent = harness.fakes.of(contracts.SEND_MESSAGE)
+    assert sent[0].channel == "email" and sent[0].variables.get("validation_notice") == "included"
+    assert [m.channel for m in sent[1:2]] == ["sms"]
 
 
 async def test_an_outage_deferral_ends_after_it_was_recorded(harness: Harness) -> None:
