@@ -29,6 +29,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.retries import CONTACT_RETRY
     from workflows.runtime import ActivityFailed, CaseRuntime
 
+# Tasks that reach the borrower the same way: a newer one replaces the open one (one call to make at a time,
+# whether it came from the schedule, a callback or a broken promise).
+TASK_FAMILY = {"call": "call", "promise_follow_up": "call", "visit": "visit"}
 LETTER_MAY_GO = ""  # contact_step's answer for a letter the rules allow: the caller opens the legal case
 
 
@@ -130,7 +133,7 @@ class ContactDesk:
         self, key: str, kind: str, note: str, due_at: datetime | None = None
     ) -> contracts.CollectorTaskReceipt | None:
         rt, case = self.rt, self.rt.case
-        if kind in ("call", "visit"):
+        if kind in TASK_FAMILY:
             await self.supersede_tasks(kind)
         now = rt.now()
         receipt: contracts.CollectorTaskReceipt | None = await rt.try_activity(
@@ -151,7 +154,12 @@ class ContactDesk:
         finds two calls to the same borrower in the queue (a callback beside a scheduled call, a repeat while
         the last one waits)."""
         rt, case = self.rt, self.rt.case
-        stale = {t: key for t, key in case.open_tasks.items() if case.task_kinds.get(t) == kind}
+        family = TASK_FAMILY[kind]
+        stale = {
+            t: key
+            for t, key in case.open_tasks.items()
+            if TASK_FAMILY.get(case.task_kinds.get(t, "")) == family
+        }
         if not stale:
             return
         now = rt.now()
