@@ -75,6 +75,20 @@ def address_for(case: CollectionCase, channel: ContactChannel) -> str | None:
     return getattr(borrower, "postal_address", None)
 
 
+def ask_rules(case: CollectionCase, channel: ContactChannel, address: str, now: datetime) -> ContactDecision:
+    """The contact rules for this case's profile, zone, ledger and holds."""
+    assert case.profile is not None
+    return check_contact(
+        profile=case.profile,
+        zone=case.loan.zone,
+        channel=channel,
+        address=address,
+        attempts=case.attempts,
+        state=case.contact,
+        now=now,
+    )
+
+
 class ChannelChoice(BaseModel):
     channel: ContactChannel | None  # None: no channel may be used now or later
     address: str | None
@@ -104,15 +118,7 @@ def choose_channel(
         if address is None:
             closed.append(f"{channel}: no contact point on file")
             continue
-        decision = check_contact(
-            profile=case.profile,
-            zone=case.loan.zone,
-            channel=channel,
-            address=address,
-            attempts=case.attempts,
-            state=case.contact,
-            now=now,
-        )
+        decision = ask_rules(case, channel, address, now)
         last = decision
         if decision.allowed or decision.at is not None:
             return ChannelChoice(channel=channel, address=address, decision=decision, closed=closed)
@@ -147,12 +153,4 @@ def claim_decision(case: CollectionCase, channel: ContactChannel, now: datetime)
     if address is None:
         reason = f"no address on file for {channel}"
         return ContactDecision(allowed=False, at=None, rule="unreachable", reason=reason)
-    return check_contact(
-        profile=case.profile,
-        zone=case.loan.zone,
-        channel=channel,
-        address=address,
-        attempts=case.attempts,
-        state=case.contact,
-        now=now,
-    )
+    return ask_rules(case, channel, address, now)

@@ -153,40 +153,45 @@ class ContactDesk:
         """One open call (or visit) task per loan: a new one replaces those still open, so a collector never
         finds two calls to the same borrower in the queue (a callback beside a scheduled call, a repeat while
         the last one waits)."""
-        rt, case = self.rt, self.rt.case
+        case = self.rt.case
         family = TASK_FAMILY[kind]
-        stale = {
-            t: key
-            for t, key in case.open_tasks.items()
-            if TASK_FAMILY.get(case.task_kinds.get(t, "")) == family
-        }
-        if not stale:
-            return
+        stale = [t for t in case.open_tasks if TASK_FAMILY.get(case.task_kinds.get(t, "")) == family]
+        if stale:
+            await self.cancel_tasks("superseded", stale)
+
+    async def cancel_tasks(self, reason: str, task_ids: list[str] | None = None) -> list[str] | None:
+        """Cancel open collector tasks (`task_ids`, or all of the loan's) with the reason, journaled. The step
+        keys of the tasks cancelled; None when the activity failed (they stay open, tried again later)."""
+        rt, case = self.rt, self.rt.case
+        chosen = {t: key for t, key in case.open_tasks.items() if task_ids is None or t in task_ids}
+        if not chosen:
+            return []
         now = rt.now()
         receipt = await rt.try_activity(
             contracts.CANCEL_COLLECTOR_TASKS,
             contracts.CollectorTaskCancellation(
-                idempotency_key=rt.journal.key(f"tasks:supersede:{kind}:{now.isoformat()}"),
+                idempotency_key=rt.journal.key(f"tasks:cancel:{reason}:{now.isoformat()}"),
                 loan_id=case.loan.loan_id,
-                reason="superseded",
-                step_keys=sorted(set(stale.values())),
+                reason=reason,
+                step_keys=None if task_ids is None else sorted(set(chosen.values())),
             ),
             contracts.CollectorTaskCancelReceipt,
-            f"{kind} task replaced by a newer one",
+            f"cancel open collector tasks: {reason}",
             CONTACT_RETRY,
         )
         if receipt is None:
-            return
-        forget(case, receipt.cancelled)
+            return None
+        forget(case, list(chosen) if task_ids is None else receipt.cancelled)
         if receipt.cancelled:
             rt.journal.action(
-                f"tasks:superseded:{now.isoformat()}",
+                f"tasks:cancelled:{now.isoformat()}",
                 now,
                 "system",
                 "tasks_cancelled",
-                "superseded",
+                reason,
                 ", ".join(receipt.cancelled),
             )
+        return [chosen[t] for t in receipt.cancelled if t in chosen]
 
     async def trace_address(self, occurrence: Occurrence, wanted: ContactChannel) -> str:
         """A visit or registered letter with no postal address on file: a collector traces the address."""

@@ -151,40 +151,14 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
             await self._cancel_tasks("hold", remember=False)
 
     async def _cancel_tasks(self, reason: str, *, remember: bool) -> None:
-        rt, case = self._rt, self._rt.case
-        if not case.open_tasks:
-            return
-        now = rt.now()
-        receipt = await rt.try_activity(
-            contracts.CANCEL_COLLECTOR_TASKS,
-            contracts.CollectorTaskCancellation(
-                idempotency_key=rt.journal.key(f"tasks:cancel:{reason}:{now.isoformat()}"),
-                loan_id=case.loan.loan_id,
-                reason=reason,
-                step_keys=None,
-            ),
-            contracts.CollectorTaskCancelReceipt,
-            f"cancel open collector tasks: {reason}",
-            CASE_RETRY,
-        )
-        if receipt is None:
-            return  # kept in open_tasks: tried again at the next hold or at the close
-        keys = [case.open_tasks[t] for t in receipt.cancelled if t in case.open_tasks]
-        if remember:
+        """Every open task of the loan; `remember`: created again when the hold ends."""
+        case = self._rt.case
+        keys = await self._desk.cancel_tasks(reason)
+        if remember and keys:
             case.tasks_after_hold = [
                 *case.tasks_after_hold,
                 *(k for k in keys if k not in case.tasks_after_hold),
             ]
-        case.open_tasks, case.task_kinds = {}, {}
-        if receipt.cancelled:
-            rt.journal.action(
-                f"tasks:cancelled:{now.isoformat()}",
-                now,
-                "system",
-                "tasks_cancelled",
-                reason,
-                ", ".join(receipt.cancelled),
-            )
 
     def _expire(self) -> None:
         rt = self._rt

@@ -15,8 +15,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
-    from domain.contact_plan import address_for, outage_retry_at
-    from domain.contact_rules import ContactAttempt, check_contact
+    from domain.contact_plan import address_for, ask_rules, outage_retry_at
+    from domain.contact_rules import ContactAttempt
     from domain.decision import NOTICE_KEY
     from workflows import step_requests
     from workflows.contact import ContactDesk
@@ -38,16 +38,8 @@ class NoticeDesk:
         now = rt.now()
         case.deferrals.pop(NOTICE_KEY, None)  # its time has come (the decision waited for it)
         email = address_for(case, "email")
-        if email is not None and case.profile is not None:
-            decision = check_contact(
-                profile=case.profile,
-                zone=case.loan.zone,
-                channel="email",
-                address=email,
-                attempts=case.attempts,
-                state=case.contact,
-                now=now,
-            )
+        if email is not None:
+            decision = ask_rules(case, "email", email, now)
             if decision.allowed:
                 if await self._by_email(email):
                     return
