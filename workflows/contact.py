@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         address_for,
         carries_validation_notice,
         choose_channel,
+        claim_decision,
         outage_retry_at,
     )
     from domain.contact_rules import ContactAttempt, ContactChannel
@@ -219,6 +220,12 @@ class ContactDesk:
         if result is not None:
             return result
         allowed_at = case.deferrals.pop(key)
+        # The follow-up is a call: due when the call rules allow it too (the US quiet period after a
+        # conversation, the caps), not only when the message would have been allowed.
+        call = claim_decision(case, "call", allowed_at)
+        if not call.allowed and call.at is None:
+            return f"message deferred by the contact rules; no follow-up call allowed ({call.reason})"
+        allowed_at = allowed_at if call.allowed else max(allowed_at, call.at or allowed_at)
         due = workflow.now() + case.clock.real_delay(allowed_at - rt.now())
         task = await self.open_task(
             key, "promise_follow_up", "promise broken: follow up when contact is allowed", due
