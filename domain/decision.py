@@ -328,15 +328,11 @@ def replacement_step(case: CollectionCase, ended: str) -> Step | None:
     return next((s for s in case.strategy.steps_for(case.segment) if s.action == "place_with_agency"), None)
 
 
-def withdraw_reason(outcome: Outcome) -> Literal["paid", "written_off", "closed"]:
-    """Why the legal case is withdrawn when the loan closes with `outcome`."""
+def end_reason(outcome: Outcome) -> Literal["paid", "written_off", "closed"]:
+    """Why the legal case is withdrawn and the agency recalls the account when the loan closes."""
     if outcome in ("paid", "settled"):
         return "paid"
     return "written_off" if outcome == "written_off" else "closed"
-
-
-def recall_reason(outcome: Outcome) -> Literal["paid", "written_off", "closed"]:
-    return {"paid": "paid", "settled": "paid", "written_off": "written_off"}.get(outcome, "closed")  # type: ignore[return-value]
 
 
 def task_cancel_reason(outcome: Outcome) -> str:

@@ -78,5 +78,3 @@ def hm(value: time) -> str:
 
 def local_label(instant: datetime, zone: ZoneInfo) -> str:
     return f"{instant.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"
-
-

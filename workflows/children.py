@@ -14,13 +14,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from domain.case import Outcome
-    from domain.decision import (
-        Children,
-        litigation_for_letter,
-        recall_reason,
-        replacement_step,
-        withdraw_reason,
-    )
+    from domain.decision import Children, end_reason, litigation_for_letter, replacement_step
     from domain.schedule import Occurrence
     from workflows import step_requests
     from workflows.agency_placement import (
@@ -191,7 +185,6 @@ class ChildCases:
     async def end(self, outcome: Outcome) -> None:
         """The case closes: the legal case is withdrawn and the agency recalls the account."""
         if self.legal is not None and not self.legal.done():
-            await self.legal.signal(WITHDRAW_SIGNAL, WithdrawRequest(reason=withdraw_reason(outcome)))
+            await self.legal.signal(WITHDRAW_SIGNAL, WithdrawRequest(reason=end_reason(outcome)))
             await self.legal_ended()
-        if self.placement is not None or self.rt.case.placement is not None:
-            await self.recall(recall_reason(outcome))
+        await self.recall(end_reason(outcome))  # nothing to do when no agency has the account

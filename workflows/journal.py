@@ -32,7 +32,8 @@ class CaseJournal:
                 loan_id=case.loan.loan_id,
                 jurisdiction=case.loan.jurisdiction,
                 at=at,
-            ).model_copy(update={"cycle": case.cycle})
+                cycle=case.cycle,
+            )
         )
 
     def key(self, key: str) -> str:

@@ -36,7 +36,7 @@ def stage_hold_label(case: CollectionCase, now: datetime) -> str | None:
 
 
 def hold_label(case: CollectionCase, now: datetime) -> str | None:
-    hold = freezing_hold(case, now) if case.profile is not None else None
+    hold = freezing_hold(case, now)
     return hold[0] if hold else stage_hold_label(case, now)
 
 
