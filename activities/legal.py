@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,28 +69,50 @@ def _validate_letter(request: LawyerLetterRequest) -> None:
 async def generate_lawyer_letter(pool: asyncpg.Pool, request: LawyerLetterRequest) -> LawyerLetterReceipt:
     """Render the letter and store it once; a repeated key returns the stored document without rendering."""
     _validate_letter(request)
+    row, duplicate = await store_document_once(
+        pool,
+        idempotency_key=request.idempotency_key,
+        loan_id=request.loan_id,
+        kind="lawyer_letter",
+        locale=request.locale,
+        render=lambda: render_lawyer_letter(request, law_firm=law_firm_name()),
+        what="lawyer's letter",
+    )
+    return _letter_receipt(row, request, duplicate=duplicate)
+
+
+async def store_document_once(
+    pool: asyncpg.Pool,
+    *,
+    idempotency_key: str,
+    loan_id: str,
+    kind: str,
+    locale: str,
+    render: Callable[[], bytes],
+    what: str,
+) -> tuple[asyncpg.Record, bool]:
+    """A legal document stored once per key: (row, duplicate). A repeated key returns the stored row without
+    rendering again; rendering is CPU work, run in a thread so other activities' heartbeats keep going."""
     async with pool.acquire() as connection:
-        existing = await find_by_key(connection, "legal_documents", request.idempotency_key)
+        existing = await find_by_key(connection, "legal_documents", idempotency_key)
     if existing is not None:
-        return _letter_receipt(existing, request, duplicate=True)
-    # Rendering is CPU work: keep the event loop (and other activities' heartbeats) responsive.
-    content = await asyncio.to_thread(render_lawyer_letter, request, law_firm=law_firm_name())
+        return existing, True
+    content = await asyncio.to_thread(render)
     async with pool.acquire() as connection:
-        with rejected_data_is_permanent("lawyer's letter"):
-            row, duplicate = await insert_once(
+        with rejected_data_is_permanent(what):
+            return await insert_once(
                 connection,
                 "legal_documents",
                 {
-                    "idempotency_key": request.idempotency_key,
-                    "loan_id": request.loan_id,
-                    "kind": "lawyer_letter",
-                    "locale": request.locale,
+                    "idempotency_key": idempotency_key,
+                    "loan_id": loan_id,
+                    "kind": kind,
+                    "locale": locale,
                     "sha256": hashlib.sha256(content).hexdigest(),
                     "size_bytes": len(content),
                     "content": content,
                 },
             )
-    return _letter_receipt(row, request, duplicate=duplicate)
 
 
 def _letter_receipt(

@@ -13,8 +13,6 @@ letter, the PDF is built in reportlab's invariant mode: one request, one set of 
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import io
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,11 +27,9 @@ from reportlab.platypus import Flowable, HRFlowable, Paragraph, SimpleDocTemplat
 
 from activities import contracts
 from activities.contracts import ValidationNoticeReceipt, ValidationNoticeRequest
-from activities.db import find_by_key, insert_once
 from activities.errors import (
     invalid,
     permanent,
-    rejected_data_is_permanent,
     require_currency,
     require_non_negative,
     require_same_loan,
@@ -47,7 +43,7 @@ from activities.lawyer_letter import (
     format_date,
     format_product,
 )
-from activities.legal import _ADDRESS_MAX_CHARS, _ADDRESS_MAX_LINES
+from activities.legal import _ADDRESS_MAX_CHARS, _ADDRESS_MAX_LINES, store_document_once
 
 KIND = "validation_notice"  # legal_documents.kind (migrations/0015_validation_notice_documents.sql)
 
@@ -304,27 +300,15 @@ async def generate_validation_notice(
 ) -> ValidationNoticeReceipt:
     """Render the notice and store it once; a repeated key returns the stored document without rendering."""
     validate_notice(request)
-    async with pool.acquire() as connection:
-        existing = await find_by_key(connection, "legal_documents", request.idempotency_key)
-    if existing is not None:
-        return _receipt(existing, request, duplicate=True)
-    # Rendering is CPU work: keep the event loop (and other activities' heartbeats) responsive.
-    content = await asyncio.to_thread(render_validation_notice, request)
-    async with pool.acquire() as connection:
-        with rejected_data_is_permanent("validation notice"):
-            row, duplicate = await insert_once(
-                connection,
-                "legal_documents",
-                {
-                    "idempotency_key": request.idempotency_key,
-                    "loan_id": request.loan_id,
-                    "kind": KIND,
-                    "locale": request.locale,
-                    "sha256": hashlib.sha256(content).hexdigest(),
-                    "size_bytes": len(content),
-                    "content": content,
-                },
-            )
+    row, duplicate = await store_document_once(
+        pool,
+        idempotency_key=request.idempotency_key,
+        loan_id=request.loan_id,
+        kind=KIND,
+        locale=request.locale,
+        render=lambda: render_validation_notice(request),
+        what="validation notice",
+    )
     return _receipt(row, request, duplicate=duplicate)
 
 
