@@ -92,12 +92,7 @@ class ContactDesk:
             except ActivityFailed as failed:
                 now = rt.now()
                 if failed.kind == contracts.CONTACT_POINT_INVALID:
-                    # Invalid number, bounced address: that contact point is closed for good; fall back.
-                    case.contact = case.contact.model_copy(
-                        update={
-                            "unreachable_addresses": [*case.contact.unreachable_addresses, choice.address]
-                        }
-                    )
+                    self.unreachable(choice.address)  # fall back to the next channel
                 elif failed.kind == contracts.MESSAGE_REJECTED:
                     refused.add(choice.channel)  # this message will never pass this provider: next channel
                 else:
@@ -117,13 +112,33 @@ class ContactDesk:
                 rt.journal.attempt(key, now, choice.channel, step.template, None, "failed")
                 superseded.append(request.idempotency_key)
                 continue
-            now = rt.now()
-            case.add_attempt(ContactAttempt(channel=choice.channel, at=now, address=choice.address), now)
-            case.contacted(choice.channel, now)
-            if notice:
-                case.contact = case.contact.model_copy(update={"validation_notice_sent_at": now})
-            rt.journal.attempt(key, now, choice.channel, step.template, receipt.message_id, receipt.status)
-            return f"{receipt.channel} {receipt.message_id} {receipt.status}"
+            return self.sent(key, choice.channel, choice.address, step.template, receipt, notice)
+
+    def sent(
+        self,
+        key: str,
+        channel: ContactChannel,
+        address: str,
+        template: str,
+        receipt: contracts.MessageReceipt,
+        notice: bool,
+    ) -> str:
+        """A message went out: an attempt the caps count, a contact made, the notice if it carried it."""
+        rt, case = self.rt, self.rt.case
+        now = rt.now()
+        case.add_attempt(ContactAttempt(channel=channel, at=now, address=address), now)
+        case.contacted(channel, now)
+        if notice:
+            case.contact = case.contact.model_copy(update={"validation_notice_sent_at": now})
+        rt.journal.attempt(key, now, channel, template, receipt.message_id, receipt.status)
+        return f"{receipt.channel} {receipt.message_id} {receipt.status}"
+
+    def unreachable(self, address: str) -> None:
+        """Invalid number, bounced address: that contact point is closed for good."""
+        case = self.rt.case
+        case.contact = case.contact.model_copy(
+            update={"unreachable_addresses": [*case.contact.unreachable_addresses, address]}
+        )
 
     async def task_step(self, occurrence: Occurrence, kind: str, summary: str | None) -> str:
         """A call or visit (or review) task in the collectors' queue; the claim asks the rules again."""

@@ -16,7 +16,6 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
     from domain.contact_plan import address_for, ask_rules, outage_retry_at
-    from domain.contact_rules import ContactAttempt
     from domain.decision import NOTICE_KEY
     from workflows import step_requests
     from workflows.contact import ContactDesk
@@ -78,18 +77,12 @@ class NoticeDesk:
             now = rt.now()
             rt.journal.attempt(NOTICE_KEY, now, "email", NOTICE_TEMPLATE, None, "failed")
             if failed.kind == contracts.CONTACT_POINT_INVALID:
-                case.contact = case.contact.model_copy(
-                    update={"unreachable_addresses": [*case.contact.unreachable_addresses, address]}
-                )
+                self.desk.unreachable(address)
             elif failed.kind != contracts.MESSAGE_REJECTED:
                 case.deferrals[NOTICE_KEY] = outage_retry_at(now)
             return False
-        now = rt.now()
         case.deferrals.pop(NOTICE_KEY, None)
-        case.add_attempt(ContactAttempt(channel="email", at=now, address=address), now)
-        case.contacted("email", now)
-        case.contact = case.contact.model_copy(update={"validation_notice_sent_at": now})
-        rt.journal.attempt(NOTICE_KEY, now, "email", NOTICE_TEMPLATE, receipt.message_id, receipt.status)
+        self.desk.sent(NOTICE_KEY, "email", address, NOTICE_TEMPLATE, receipt, notice=True)
         return True
 
     async def _by_letter(self) -> None:
