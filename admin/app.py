@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.middleware.sessions import SessionMiddleware
 
-from admin import actions, dashboard, dossier, portfolio, queue, supervision
+from admin import actions, codec_server, dashboard, dossier, portfolio, queue, supervision
 from admin.i18n import LOCALES, translator
 from admin.settings import AdminSettings
 from admin.users import authenticate, set_locale
@@ -145,4 +145,5 @@ def create_app(
 
     for module in (queue, dossier, actions, portfolio, dashboard, supervision):
         app.include_router(module.router)
+    app.include_router(codec_server.router)  # the Temporal Web UI's codec endpoint, /codec/*
     return app
