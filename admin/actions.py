@@ -40,6 +40,7 @@ from admin.web import (
     require,
     services_of,
 )
+from authority import Actor
 from domain import arrangements, holds
 from domain.contact_profiles import CONTACT_CHANNELS
 from domain.promise import PromiseRequest
@@ -129,24 +130,32 @@ Get = Callable[[str], str]  # a form value of this action by field name ('' when
 Build = Callable[[Get, CollectionStatus], dict[str, Any]]
 
 
-Send = Callable[[CollectionsStarter, str, str, BaseModel], Awaitable[object]]
+# The logged-in user is the actor: the admin UI's key signs an assertion of their name and role, which the
+# workflow verifies (README "Who may act").
+Send = Callable[[CollectionsStarter, str, str, BaseModel, Actor], Awaitable[object]]
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(user.username, user.role)
 
 
 async def _collector_update(
-    starter: CollectionsStarter, loan_id: str, update: str, request: BaseModel
+    starter: CollectionsStarter, loan_id: str, update: str, request: BaseModel, actor: Actor
 ) -> None:
-    await starter.collector_action(loan_id, update, request)
+    await starter.collector_action(loan_id, update, request, actor=actor)
 
 
 async def _arrangement_update(
-    starter: CollectionsStarter, loan_id: str, update: str, request: BaseModel
+    starter: CollectionsStarter, loan_id: str, update: str, request: BaseModel, actor: Actor
 ) -> None:
-    await starter.arrangement(loan_id, update, request)
+    await starter.arrangement(loan_id, update, request, actor=actor)
 
 
-async def _promise_update(starter: CollectionsStarter, loan_id: str, update: str, request: BaseModel) -> None:
+async def _promise_update(
+    starter: CollectionsStarter, loan_id: str, update: str, request: BaseModel, actor: Actor
+) -> None:
     """The promise goes through `starter.promise` (PromiseRejected: the workflow's reason)."""
-    await starter.promise(loan_id, **request.model_dump())
+    await starter.promise(loan_id, **request.model_dump(), actor=actor)
 
 
 REASON_FIELD = re.compile(r"^[A-Za-z_]\w*(\[\d+\])?(\.[A-Za-z_]\w*)*$")
@@ -349,7 +358,7 @@ async def _perform(request: Request, loan_id: str, user: User, action: Action) -
             update = action.model.model_validate({k: v for k, v in data.items() if v not in (None, "")})
         except ValidationError as error:
             raise InvalidRequest(field_problems(error)) from None
-        await action.send(starter, loan_id, action.update, update)
+        await action.send(starter, loan_id, action.update, update, actor_of(user))
     except (UnknownLoan, CollectionClosed) as error:
         return render(request, "error.html", {"user": user, "message": str(error)}, status_code=404)
     except InvalidRequest as error:
@@ -568,7 +577,10 @@ async def close_loan(request: Request, loan_id: str, user: Supervisor) -> Respon
     form = await checked_form(request)
     try:
         await services_of(request).starter.close(
-            loan_id, str(form.get("reason", "")), str(form.get("note", "")).strip() or None
+            loan_id,
+            str(form.get("reason", "")),
+            str(form.get("note", "")).strip() or None,
+            actor=actor_of(user),
         )
     except InvalidRequest as error:
         errors = {"close_" + (field or "form"): message for field, message in error.problems}

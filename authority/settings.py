@@ -24,7 +24,7 @@ class AuthoritySettings(BaseSettings):
         "operator's; servicing: servicing's)",
     )
     signing_key: SecretStr | None = Field(
-        default=None, description="one signing key as inline JSON (e.g. from a secret manager)"
+        default=None, description="signing key(s) as inline JSON, one object or a list (a secret manager)"
     )
     trusted_keys_file: Path | None = Field(default=None, description="the worker's trust ring (public keys)")
     trusted_keys: str | None = Field(default=None, description="the trust ring as inline JSON")
@@ -44,7 +44,8 @@ class AuthoritySettings(BaseSettings):
                 entry = json.loads(self.signing_key.get_secret_value())
             except json.JSONDecodeError:
                 raise KeyFileError("OVERDUE_SIGNING_KEY: not JSON") from None
-            keys.append(SigningKey.from_json(entry, "OVERDUE_SIGNING_KEY"))
+            entries = entry if isinstance(entry, list) else [entry]
+            keys += [SigningKey.from_json(e, f"OVERDUE_SIGNING_KEY[{n}]") for n, e in enumerate(entries)]
         if not keys:
             for signer in dev_fallback:
                 path = self.state_dir / DEV_DIR / f"{signer}.key"

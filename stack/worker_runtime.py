@@ -56,7 +56,10 @@ def build_worker(
     # Imported here so `stack` stays importable (for `make run`'s error messages) even if a module the
     # worker needs is broken; the import error then names the module.
     from activities.collection_activities import CollectionActivities
+    from authority.worker import install_trust
     from workflows.registry import WORKFLOWS
+
+    install_trust()  # the public keys the workflows verify actors against (README "Who may act")
 
     return Worker(
         client,

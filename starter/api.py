@@ -7,7 +7,13 @@
     await starter.promise("L-1", 50_000, date(2026, 12, 1), collector="li.na")  # update: accepted/rejected
     await starter.status("L-1")
     await starter.arrange_plan("L-1", [(20_000, date(2026, 12, 1)), (30_000, date(2027, 1, 1))], "li.na")
-    await starter.waive_interest("L-1", 5_000, approver="wang.boss", reason="goodwill")  # -> CollectionStatus
+    await starter.waive_interest("L-1", 5_000, approver="wang.boss", reason="goodwill",
+                                 actor=Actor("wang.boss", "supervisor"))  # -> CollectionStatus
+
+Every update and signal carries a signed assertion of who acts (`authority`, README "Who may act"), minted
+with this process's signing key (`signer`, default from OVERDUE_SIGNING_KEY_FILES): `actor` names the person
+(the admin UI's logged-in user); without it the key's own identity acts (servicing for payments and closes,
+the operator for the CLI). The collector or approver a request names must be that actor.
 
 The workflow is addressed by its type name and handler names from `workflows.messages`, never by its class, so
 a servicing integration depends on the message models only.
@@ -34,6 +40,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 from tqdm import tqdm
 
+from authority import Actor, CannotAct, Role, Signer
 from domain.arrangements import (
     AgencyRecall,
     Escalate,
@@ -101,6 +108,7 @@ __all__ = [
     "MAX_DEMO_DAY_SECONDS",
     "MIN_DEMO_DAY_SECONDS",
     "START_RESULTS",
+    "Actor",
     "CollectionsStarter",
     "InvalidRequest",
     "StartResult",
@@ -117,6 +125,8 @@ __all__ = [
     "start_summary",
     "summarize",
 ]
+
+SERVICING_ACTIONS = (PAYMENT_SIGNAL, CLOSE_SIGNAL)  # servicing's own key acts for these by default
 
 # start_many shows a progress bar (on a terminal) from this many loans on.
 PROGRESS_MIN_LOANS = 50
@@ -215,8 +225,10 @@ class CollectionsStarter:
         demo_day_seconds: float | None = None,
         settings: Settings | None = None,
         profiles: Mapping[str, ContactProfile] | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.client = client
+        self._signer = signer
         self.task_queue = task_queue
         self.demo_day_seconds = check_demo_day_seconds(demo_day_seconds)
         self._strategy = strategy
@@ -242,6 +254,33 @@ class CollectionsStarter:
             settings = self._settings or Settings()
             self._profiles = load_profiles(settings.contact_profiles_file)
         return self._profiles
+
+    @property
+    def signer(self) -> Signer:
+        """This process's signing keys (OVERDUE_SIGNING_KEY_FILES / OVERDUE_SIGNING_KEY), loaded once."""
+        if self._signer is None:
+            self._signer = Signer.from_settings()
+        return self._signer
+
+    def acting_as(self, *roles: Role) -> Actor:
+        """The identity this process's own key acts as (servicing, an operator), or InvalidRequest."""
+        try:
+            return self.signer.default_actor(roles)
+        except CannotAct as error:
+            raise InvalidRequest([("actor", str(error))]) from None
+
+    def _assertion(self, loan_id: str, action: str, request: BaseModel, actor: Actor | None) -> str:
+        """A token asserting that `actor` (default: the key's own identity) sends exactly this request."""
+        own: tuple[Role, ...] = ("servicing", "operator") if action in SERVICING_ACTIONS else ("operator",)
+        who = actor or self.acting_as(*own)
+        for name in ("collector", "approver"):
+            named = getattr(request, name, None)
+            if named is not None and named != who.name:
+                raise InvalidRequest([(name, f"must be the user who acts ({who.name}), not {named!r}")])
+        try:
+            return self.signer.mint(who, workflow_id(loan_id), action, request)
+        except CannotAct as error:
+            raise InvalidRequest([("actor", str(error))]) from None
 
     def handle(self, loan_id: str) -> WorkflowHandle[Any, Any]:
         """The loan's collection workflow (its latest run)."""
@@ -335,6 +374,8 @@ class CollectionsStarter:
         currency: str | None = None,
         received_at: datetime | None = None,
         source: str = "servicing",
+        *,
+        actor: Actor | None = None,
     ) -> Payment:
         """Report a payment (a signal: servicing does not wait for collections). Applied at most once per
         `payment_id`, so re-sending after a timeout is safe. The currency defaults to the loan's; another
@@ -349,15 +390,23 @@ class CollectionsStarter:
             )
         currency = loan_currency
         payment = build_payment(amount_minor, payment_id, currency, received_at, source)
+        token = self._assertion(loan_id, PAYMENT_SIGNAL, payment, actor)
         handle = self.handle(loan_id)
         try:
-            await handle.signal(PAYMENT_SIGNAL, payment)
+            await handle.signal(PAYMENT_SIGNAL, args=[payment, token])
         except RPCError as error:
             raise await self._explain(loan_id, error) from None
         return payment
 
     async def promise(
-        self, loan_id: str, amount_minor: int, due_date: date, collector: str, note: str | None = None
+        self,
+        loan_id: str,
+        amount_minor: int,
+        due_date: date,
+        collector: str,
+        note: str | None = None,
+        *,
+        actor: Actor | None = None,
     ) -> PromiseAccepted:
         """Record a promise to pay (an update: the collector needs to know at once whether it stands).
 
@@ -366,20 +415,28 @@ class CollectionsStarter:
         check_loan_id(loan_id)
         request = build_promise(amount_minor, due_date, collector, note)
         return await self._update(
-            loan_id, PROMISE_UPDATE, request, PromiseAccepted, PromiseRejected, "rejected"
+            loan_id, PROMISE_UPDATE, request, PromiseAccepted, actor, PromiseRejected, "rejected"
         )
 
-    async def collector_action(self, loan_id: str, update: str, request: BaseModel) -> ContactState:
+    async def collector_action(
+        self, loan_id: str, update: str, request: BaseModel, *, actor: Actor | None = None
+    ) -> ContactState:
         """A hold, preference or call outcome (`workflows.messages.*_UPDATE` with its `domain.holds` model).
 
         An update, so the collector learns at once: raises `RequestRefused` with the workflow's reason
         (e.g. "verification_sent: ..."), and nothing changes.
         """
         check_loan_id(loan_id)
-        return await self._update(loan_id, update, request, ContactState)
+        return await self._update(loan_id, update, request, ContactState, actor)
 
     async def claim_contact(
-        self, loan_id: str, task_id: str, channel: Literal["call", "visit"], collector: str
+        self,
+        loan_id: str,
+        task_id: str,
+        channel: Literal["call", "visit"],
+        collector: str,
+        *,
+        actor: Actor | None = None,
     ) -> ContactClaimAccepted:
         """Ask the contact rules, at the moment a collector takes a call or visit task, whether the borrower
         may be contacted now; accepted, the claim is the attempt (it counts toward the caps).
@@ -389,9 +446,10 @@ class CollectionsStarter:
         """
         check_loan_id(loan_id)
         request = _validated(ContactClaim, {"task_id": task_id, "channel": channel, "collector": collector})
+        token = self._assertion(loan_id, CLAIM_CONTACT_UPDATE, request, actor)
         try:
             return await self.handle(loan_id).execute_update(
-                CLAIM_CONTACT_UPDATE, request, result_type=ContactClaimAccepted
+                CLAIM_CONTACT_UPDATE, args=[request, token], result_type=ContactClaimAccepted
             )
         except WorkflowUpdateFailedError as error:
             cause = error.cause
@@ -408,11 +466,13 @@ class CollectionsStarter:
     # Updates with validators: each returns the loan's CollectionStatus right after the change, or raises
     # RequestRefused with the workflow's reason (nothing changed) or InvalidRequest before sending anything.
 
-    async def arrangement(self, loan_id: str, update: str, request: BaseModel) -> CollectionStatus:
+    async def arrangement(
+        self, loan_id: str, update: str, request: BaseModel, *, actor: Actor | None = None
+    ) -> CollectionStatus:
         """Any arrangement update (`workflows.messages.ARRANGEMENT_UPDATES`) with its `domain.arrangements`
         request model."""
         check_loan_id(loan_id)
-        return await self._update(loan_id, update, request, CollectionStatus)
+        return await self._update(loan_id, update, request, CollectionStatus, actor)
 
     async def arrange_plan(
         self,
@@ -420,59 +480,79 @@ class CollectionsStarter:
         instalments: Sequence[tuple[int, date]],
         collector: str,
         note: str | None = None,
+        *,
+        actor: Actor | None = None,
     ) -> CollectionStatus:
         """A repayment plan agreed with the borrower: (amount_minor, borrower-local due date) each."""
         check_loan_id(loan_id)
         request = build_plan_request(instalments, collector, note)
-        return await self.arrangement(loan_id, REPAYMENT_PLAN_UPDATE, request)
+        return await self.arrangement(loan_id, REPAYMENT_PLAN_UPDATE, request, actor=actor)
 
     async def approve_settlement(
-        self, loan_id: str, amount_minor: int, due_date: date, approver: str, note: str | None = None
+        self,
+        loan_id: str,
+        amount_minor: int,
+        due_date: date,
+        approver: str,
+        note: str | None = None,
+        *,
+        actor: Actor | None = None,
     ) -> CollectionStatus:
         """A settlement for less than the arrears; paid by `due_date`, the case ends as "settled"."""
         request = _validated(
             SettlementApproval,
             {"approver": approver, "amount_minor": amount_minor, "due_date": due_date, "note": note},
         )
-        return await self.arrangement(loan_id, SETTLEMENT_UPDATE, request)
+        return await self.arrangement(loan_id, SETTLEMENT_UPDATE, request, actor=actor)
 
     async def waive_interest(
-        self, loan_id: str, amount_minor: int, approver: str, reason: str
+        self, loan_id: str, amount_minor: int, approver: str, reason: str, *, actor: Actor | None = None
     ) -> CollectionStatus:
         """Lower the arrears by `amount_minor`; a waiver that clears them closes the case as paid."""
         request = _validated(
             InterestWaiver, {"approver": approver, "amount_minor": amount_minor, "reason": reason}
         )
-        return await self.arrangement(loan_id, WAIVE_INTEREST_UPDATE, request)
+        return await self.arrangement(loan_id, WAIVE_INTEREST_UPDATE, request, actor=actor)
 
-    async def hold_stage(self, loan_id: str, until: date, approver: str, reason: str) -> CollectionStatus:
+    async def hold_stage(
+        self, loan_id: str, until: date, approver: str, reason: str, *, actor: Actor | None = None
+    ) -> CollectionStatus:
         """No stage advance before `until` (borrower-local date, at most 90 days ahead)."""
         request = _validated(StageHold, {"approver": approver, "until": until, "reason": reason})
-        return await self.arrangement(loan_id, HOLD_STAGE_UPDATE, request)
+        return await self.arrangement(loan_id, HOLD_STAGE_UPDATE, request, actor=actor)
 
-    async def release_stage_hold(self, loan_id: str, approver: str, reason: str) -> CollectionStatus:
+    async def release_stage_hold(
+        self, loan_id: str, approver: str, reason: str, *, actor: Actor | None = None
+    ) -> CollectionStatus:
         request = _validated(StageHoldRelease, {"approver": approver, "reason": reason})
-        return await self.arrangement(loan_id, RELEASE_STAGE_HOLD_UPDATE, request)
+        return await self.arrangement(loan_id, RELEASE_STAGE_HOLD_UPDATE, request, actor=actor)
 
-    async def escalate_stage(self, loan_id: str, approver: str, reason: str) -> CollectionStatus:
+    async def escalate_stage(
+        self, loan_id: str, approver: str, reason: str, *, actor: Actor | None = None
+    ) -> CollectionStatus:
         """Move the case to the next stage now; its first step runs as soon as the contact rules allow."""
         request = _validated(Escalate, {"approver": approver, "reason": reason})
-        return await self.arrangement(loan_id, ESCALATE_STAGE_UPDATE, request)
+        return await self.arrangement(loan_id, ESCALATE_STAGE_UPDATE, request, actor=actor)
 
-    async def recall_from_agency(self, loan_id: str, approver: str, reason: str) -> CollectionStatus:
+    async def recall_from_agency(
+        self, loan_id: str, approver: str, reason: str, *, actor: Actor | None = None
+    ) -> CollectionStatus:
         """Take the account back from its agency (not re-placed automatically)."""
         request = _validated(AgencyRecall, {"approver": approver, "reason": reason})
-        return await self.arrangement(loan_id, RECALL_FROM_AGENCY_UPDATE, request)
+        return await self.arrangement(loan_id, RECALL_FROM_AGENCY_UPDATE, request, actor=actor)
 
-    async def close(self, loan_id: str, reason: str, note: str | None = None) -> CloseRequest:
+    async def close(
+        self, loan_id: str, reason: str, note: str | None = None, *, actor: Actor | None = None
+    ) -> CloseRequest:
         """Close the collection for a reason outside collections (restructured, sold, ...)."""
         check_loan_id(loan_id)
         request = build_close(reason, note)
+        token = self._assertion(loan_id, CLOSE_SIGNAL, request, actor)
         try:
             description = await self.handle(loan_id).describe()
             if description.workflow_type != WORKFLOW_NAME:  # a signal to it would be dropped unseen
                 raise NotALoan(loan_id, description.workflow_type)
-            await self.handle(loan_id).signal(CLOSE_SIGNAL, request)
+            await self.handle(loan_id).signal(CLOSE_SIGNAL, args=[request, token])
         except RPCError as error:
             raise await self._explain(loan_id, error) from None
         return request
@@ -493,12 +573,16 @@ class CollectionsStarter:
         update: str,
         request: BaseModel,
         result_type: type[M],
+        actor: Actor | None = None,
         refused: Callable[[str, str], Exception] = RequestRefused,
         fallback: str = "refused",
     ) -> M:
         """Execute a workflow update; a validator's or handler's refusal raises `refused(loan_id, reason)`."""
+        token = self._assertion(loan_id, update, request, actor)
         try:
-            return await self.handle(loan_id).execute_update(update, request, result_type=result_type)
+            return await self.handle(loan_id).execute_update(
+                update, args=[request, token], result_type=result_type
+            )
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             reason = cause.message if isinstance(cause, ApplicationError | FailureError) else str(cause)

@@ -2,22 +2,24 @@
 
     python -m starter start --file loans.csv [--strategy FILE] [--concurrency 20] [--demo-day-seconds 10]
     python -m starter pay L-1 --amount 50000 --payment-id P-881 [--currency CNY] [--source servicing]
-    python -m starter promise L-1 --amount 50000 --date 2026-12-01 [--collector li.na] [--note "payday"]
+    python -m starter promise L-1 --amount 50000 --date 2026-12-01 [--note "payday"]
     python -m starter close L-1 --reason restructured [--note "new plan signed"]
     python -m starter status L-1 [--json]
     python -m starter agencies list | export --agency ID --out placements.csv | check
     python -m starter preview --template reminder_polite [--channel sms] [--locale zh-CN] [--demo DEMO-0001]
 
-Every input is validated before connecting to Temporal, so a bad amount, date or file row starts or signals
-nothing. Exit codes: 0 done; 1 Temporal unreachable, unknown loan or server error; 2 invalid input (one line
-per bad field on stderr); 3 promise rejected by the workflow (its reason on stderr).
+Every update and signal is signed with this CLI's operator key (OVERDUE_SIGNING_KEY_FILES; under `make run`
+the dev key in .state/authority/operator.key): the collector or approver of a request is the operator the key
+names, never free text. Every input is validated before connecting to Temporal, so a bad amount, date or file
+row starts or signals nothing. Exit codes: 0 done; 1 Temporal unreachable, unknown loan or server error;
+2 invalid input (one line per bad field on stderr, a missing signing key too); 3 refused by the workflow (its
+reason on stderr, e.g. "assertion: expired").
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -28,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from authority import Actor, CannotAct, KeyFileError, Signer
 from domain.case import CloseReason
 from domain.loan import Loan, format_money, parse_minor_units
 from domain.strategy import Strategy, StrategyError, load_strategy
@@ -147,6 +150,26 @@ def _settings() -> Settings:
         ) from None
 
 
+def _signer() -> Signer:
+    """The operator's key (and servicing's, if this machine holds it); exit 2 when none can be read."""
+    try:
+        return Signer.from_settings(dev_fallback=("operator",))
+    except KeyFileError as error:
+        raise _Invalid([f"signing key: {error}"]) from None
+
+
+def _operator(signer: Signer) -> Actor:
+    """Who this CLI acts as: the operator identity its key is bound to."""
+    try:
+        return signer.default_actor(("operator",))
+    except CannotAct as error:
+        raise _Invalid([f"actor: {error}"]) from None
+
+
+def _starter(client: Any, settings: Settings, signer: Signer) -> CollectionsStarter:
+    return CollectionsStarter(client, task_queue=settings.task_queue, settings=settings, signer=signer)
+
+
 def _prepare_start(
     args: argparse.Namespace, settings: Settings
 ) -> tuple[Strategy, list[Loan], int, float | None]:
@@ -228,7 +251,8 @@ async def _pay(args: argparse.Namespace, settings: Settings) -> int:
             )
     problems.check(lambda: check_payment(amount, args.payment_id, args.currency, received_at, args.source))
     problems.raise_if_any()
-    starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
+    signer = _signer()
+    starter = _starter(await connect(settings), settings, signer)
     payment = await starter.pay(loan_id, amount, args.payment_id, args.currency, received_at, args.source)
     amount_text = format_money(payment.amount_minor, payment.currency)
     print(
@@ -246,10 +270,12 @@ async def _promise(args: argparse.Namespace, settings: Settings) -> int:
         due_date = date.fromisoformat(args.date)
     except ValueError:
         problems.add("due_date", f"not a date; use YYYY-MM-DD (got {args.date!r})")
-    problems.check(lambda: build_promise(amount, due_date, args.collector, args.note))
+    signer = _signer()
+    operator = _operator(signer)
+    problems.check(lambda: build_promise(amount, due_date, operator.name, args.note))
     problems.raise_if_any()
-    starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
-    accepted = await starter.promise(loan_id, amount, due_date, args.collector, args.note)
+    starter = _starter(await connect(settings), settings, signer)
+    accepted = await starter.promise(loan_id, amount, due_date, operator.name, args.note, actor=operator)
     deadline = when(accepted.deadline)
     print(f"promise {accepted.promise_id} accepted for loan {loan_id}: kept if paid before {deadline}")
     return EXIT_OK
@@ -260,7 +286,7 @@ async def _close(args: argparse.Namespace, settings: Settings) -> int:
     loan_id = _loan_id(problems, args.loan_id)
     problems.check(lambda: build_close(args.reason, args.note))
     problems.raise_if_any()
-    starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
+    starter = _starter(await connect(settings), settings, _signer())
     await starter.close(loan_id, args.reason, args.note)
     print(f"close ({args.reason}) sent to loan {loan_id}")
     return EXIT_OK
@@ -290,20 +316,23 @@ async def _update_command(
     args: argparse.Namespace,
     settings: Settings,
     build: Callable[[argparse.Namespace], tuple[str, BaseModel] | list[str]],
-    send: Callable[[CollectionsStarter, str, str, BaseModel], Awaitable[R]],
+    send: Callable[..., Awaitable[R]],
     describe: Callable[[R], str],
 ) -> int:
     """A collector's or supervisor's update: bad fields exit 2 before anything is sent."""
     problems = _Problems()
     loan_id = _loan_id(problems, args.loan_id)
+    signer = _signer()
+    operator = _operator(signer)
+    args.collector = args.approver = operator.name  # the operator acts, under the key's identity
     built = build(args)
     if isinstance(built, list):
         raise _Invalid([*_lines(problems.items), *built])
     problems.raise_if_any()
     update, request = built
-    starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
-    result = await send(starter, loan_id, update, request)
-    print(f"{args.command} recorded on loan {loan_id}: {describe(result)}")
+    starter = _starter(await connect(settings), settings, signer)
+    result = await send(starter, loan_id, update, request, actor=operator)
+    print(f"{args.command} recorded on loan {loan_id} by {operator.name}: {describe(result)}")
     return EXIT_OK
 
 
@@ -311,7 +340,7 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
     problems = _Problems()
     loan_id = _loan_id(problems, args.loan_id)
     problems.raise_if_any()
-    starter = CollectionsStarter(await connect(settings), task_queue=settings.task_queue, settings=settings)
+    starter = _starter(await connect(settings), settings, Signer([]))  # a query acts for nobody
     status = await starter.status(loan_id)
     print(status.model_dump_json(indent=2) if args.json else format_status(status))
     return EXIT_OK
@@ -355,9 +384,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--amount", required=True, metavar="MINOR", help="minor units, e.g. 50000 for 500.00"
     )
     promise.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="promised date, borrower-local")
-    promise.add_argument(
-        "--collector", default=os.environ.get("USER") or "cli", help="who took the promise (default $USER)"
-    )
     promise.add_argument("--note")
 
     close = commands.add_parser("close", help="end the collection for a reason outside collections")

@@ -1,14 +1,14 @@
 """Collectors' commands: holds, preferences and call outcomes (`python -m starter dispute|hold|...`).
 
 The admin UI is where collectors will work; these commands reach the same workflow updates for operators and
-scripts. Each validates its input first (exit 2, one line per bad field) and prints the workflow's refusal
-(exit 3) when the request cannot be applied.
+scripts, acting as the operator named by the CLI's signing key (the `collector` or `approver` of every
+request; `starter.cli`). Each validates its input first (exit 2, one line per bad field) and prints the
+workflow's refusal (exit 3) when the request cannot be applied.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 from functools import partial
 from typing import Any, get_args
@@ -20,8 +20,6 @@ from domain.contact_rules import ContactState
 from domain.loan import format_money
 from starter.problems import field_problems
 from workflows import messages
-
-COLLECTOR = os.environ.get("USER") or "cli"
 
 # command -> (update name, help, request model, how to build the model's fields from the arguments)
 Builder = Callable[[argparse.Namespace], dict[str, Any]]
@@ -87,7 +85,6 @@ def add_parsers(commands: Any) -> None:
     for name, (_, help_text, _, _) in ACTIONS.items():
         parser = commands.add_parser(name, help=help_text)
         parser.add_argument("loan_id", metavar="LOAN_ID")
-        parser.add_argument("--collector", default=COLLECTOR, help="who records it (default $USER)")
         parser.add_argument("--note")
         if name == "resolve-dispute":
             parser.add_argument("--verification-sent", action="store_true", help="verification was sent")
@@ -151,8 +148,6 @@ def describe(state: ContactState) -> str:
 
 
 # -- arrangements: repayment plans (collectors), settlements, waivers, stage holds, escalation, recall -------
-
-APPROVER = COLLECTOR
 
 
 def _instalments(values: list[str] | None) -> list[dict[str, str]] | None:
@@ -221,10 +216,9 @@ ARRANGEMENTS: dict[str, tuple[str, str, type[BaseModel], Builder, str]] = {
 
 
 def add_arrangement_parsers(commands: Any) -> None:
-    for name, (_, help_text, _, _, who) in ARRANGEMENTS.items():
+    for name, (_, help_text, _, _, _who) in ARRANGEMENTS.items():
         parser = commands.add_parser(name, help=help_text)
         parser.add_argument("loan_id", metavar="LOAN_ID")
-        parser.add_argument(f"--{who}", default=APPROVER, help=f"the {who}'s username (default $USER)")
         if name == "plan":
             parser.add_argument(
                 "--instalment",

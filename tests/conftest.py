@@ -145,3 +145,13 @@ def task_queue() -> str:
 @pytest.fixture
 def local_client(local_env: WorkflowEnvironment) -> Client:
     return local_env.client
+
+
+@pytest.fixture(autouse=True)
+def use_test_authority(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers trust the fixed test keys and starters sign with them (tests/authority/keys.py)."""
+    from authority import trust
+    from tests.authority.keys import SIGNING_KEYS_JSON, TEST_RING
+
+    monkeypatch.setenv("OVERDUE_SIGNING_KEY", SIGNING_KEYS_JSON)
+    monkeypatch.setattr(trust, "_ring", TEST_RING)

@@ -30,6 +30,7 @@ class PlacementInput(BaseModel):
     request: contracts.PlacementRequest
     clock: CollectionsClock
     parent_workflow_id: str
+    seal: str | None = None  # sent with every signal between parent and child (workflows.actors)
 
 
 class RecallRequestSignal(BaseModel):
@@ -43,11 +44,16 @@ class PlacementOutcome(BaseModel):
 
 @workflow.defn(name=AGENCY_PLACEMENT_WORKFLOW)
 class AgencyPlacementWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, input: PlacementInput) -> None:
         self._recall: RecallReason | None = None
+        self._seal = input.seal
 
     @workflow.signal(name=RECALL_SIGNAL)
-    def recall(self, request: RecallRequestSignal) -> None:
+    def recall(self, request: RecallRequestSignal, seal: str | None = None) -> None:
+        if seal is None or seal != self._seal:  # not from the parent: ignored, said in the log
+            workflow.logger.warning("recall signal without the parent's seal ignored")
+            return
         self._recall = self._recall or request.reason
 
     @workflow.run
@@ -67,7 +73,9 @@ class AgencyPlacementWorkflow:
                 "No agency could take the account; it stays with in-house collectors."
             )
             return PlacementOutcome(placement=None, ended="not_placed")
-        await workflow.get_external_workflow_handle(input.parent_workflow_id).signal(PLACED_SIGNAL, placed)
+        await workflow.get_external_workflow_handle(input.parent_workflow_id).signal(
+            PLACED_SIGNAL, args=[placed, input.seal]
+        )
         workflow.set_current_details(
             f"**Placed** with {placed.agency_name} until {placed.expires_at:%Y-%m-%d} ({placed.placement_id})"
         )

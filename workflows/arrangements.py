@@ -62,7 +62,10 @@ class ArrangementUpdates(CaseHandlers):
     # -- repayment plan --------------------------------------------------------------------------------------
 
     @workflow.update(name=REPAYMENT_PLAN_UPDATE)
-    def arrange_repayment_plan(self, request: RepaymentPlanRequest) -> CollectionStatus:
+    def arrange_repayment_plan(
+        self, request: RepaymentPlanRequest, assertion: str | None = None
+    ) -> CollectionStatus:
+        self._spend(assertion)
         case = self._rt.case
         plan = rules.build_plan(
             request,
@@ -84,7 +87,8 @@ class ArrangementUpdates(CaseHandlers):
         return self._accepted()
 
     @arrange_repayment_plan.validator
-    def _validate_repayment_plan(self, request: RepaymentPlanRequest) -> None:
+    def _validate_repayment_plan(self, request: RepaymentPlanRequest, assertion: str | None = None) -> None:
+        self._verify(REPAYMENT_PLAN_UPDATE, request, assertion)
         self._refuse_arrangement(
             self._conflict,
             lambda: rules.plan_rejection(
@@ -95,7 +99,10 @@ class ArrangementUpdates(CaseHandlers):
     # -- settlement ------------------------------------------------------------------------------------------
 
     @workflow.update(name=SETTLEMENT_UPDATE)
-    def approve_settlement(self, request: SettlementApproval) -> CollectionStatus:
+    def approve_settlement(
+        self, request: SettlementApproval, assertion: str | None = None
+    ) -> CollectionStatus:
+        self._spend(assertion)
         case = self._rt.case
         offer = SettlementOffer(
             offer_id=str(workflow.uuid4()),
@@ -120,7 +127,8 @@ class ArrangementUpdates(CaseHandlers):
         return self._accepted()
 
     @approve_settlement.validator
-    def _validate_settlement(self, request: SettlementApproval) -> None:
+    def _validate_settlement(self, request: SettlementApproval, assertion: str | None = None) -> None:
+        self._verify(SETTLEMENT_UPDATE, request, assertion)
         self._refuse_arrangement(
             self._conflict,
             lambda: rules.settlement_rejection(
@@ -131,7 +139,8 @@ class ArrangementUpdates(CaseHandlers):
     # -- interest waiver -------------------------------------------------------------------------------------
 
     @workflow.update(name=WAIVE_INTEREST_UPDATE)
-    def waive_interest(self, request: InterestWaiver) -> CollectionStatus:
+    def waive_interest(self, request: InterestWaiver, assertion: str | None = None) -> CollectionStatus:
+        self._spend(assertion)
         case = self._rt.case
         waiver = Waiver(
             waiver_id=str(workflow.uuid4()),
@@ -151,7 +160,8 @@ class ArrangementUpdates(CaseHandlers):
         return self._accepted()
 
     @waive_interest.validator
-    def _validate_waiver(self, request: InterestWaiver) -> None:
+    def _validate_waiver(self, request: InterestWaiver, assertion: str | None = None) -> None:
+        self._verify(WAIVE_INTEREST_UPDATE, request, assertion)
         self._refuse_arrangement(
             lambda: rules.waiver_rejection(request, arrears_minor=self._rt.case.arrears_minor)
         )
@@ -159,7 +169,8 @@ class ArrangementUpdates(CaseHandlers):
     # -- stage hold ------------------------------------------------------------------------------------------
 
     @workflow.update(name=HOLD_STAGE_UPDATE)
-    def hold_stage(self, request: StageHold) -> CollectionStatus:
+    def hold_stage(self, request: StageHold, assertion: str | None = None) -> CollectionStatus:
+        self._spend(assertion)
         case = self._rt.case
         case.stage_hold = StageHoldState(
             approver=request.approver,
@@ -172,25 +183,29 @@ class ArrangementUpdates(CaseHandlers):
         return self._accepted()
 
     @hold_stage.validator
-    def _validate_hold_stage(self, request: StageHold) -> None:
+    def _validate_hold_stage(self, request: StageHold, assertion: str | None = None) -> None:
+        self._verify(HOLD_STAGE_UPDATE, request, assertion)
         self._refuse_arrangement(lambda: rules.stage_hold_rejection(request, today=self._today()))
 
     @workflow.update(name=RELEASE_STAGE_HOLD_UPDATE)
-    def release_stage_hold(self, request: StageHoldRelease) -> CollectionStatus:
+    def release_stage_hold(self, request: StageHoldRelease, assertion: str | None = None) -> CollectionStatus:
+        self._spend(assertion)
         self._rt.case.stage_hold = None
         self._action("stage_hold", request.approver, "stage_hold_released", None, request.reason)
         return self._accepted()
 
     @release_stage_hold.validator
-    def _validate_release_stage_hold(self, request: StageHoldRelease) -> None:
+    def _validate_release_stage_hold(self, request: StageHoldRelease, assertion: str | None = None) -> None:
+        self._verify(RELEASE_STAGE_HOLD_UPDATE, request, assertion)
         self._refuse_arrangement(lambda: rules.release_rejection(self._rt.case.stage_hold, self._rt.now()))
 
     # -- escalation ------------------------------------------------------------------------------------------
 
     @workflow.update(name=ESCALATE_STAGE_UPDATE)
-    def escalate_stage(self, request: Escalate) -> CollectionStatus:
+    def escalate_stage(self, request: Escalate, assertion: str | None = None) -> CollectionStatus:
         """The case moves to the next stage now; that stage's first steps are due at once (the main loop runs
         them as soon as the contact rules, and any open arrangement or hold, allow)."""
+        self._spend(assertion)
         case = self._rt.case
         schedule = schedule_of(case)
         targets = rules.escalation_targets(schedule, set(case.done), case.stage)
@@ -207,7 +222,8 @@ class ArrangementUpdates(CaseHandlers):
         return self._accepted()
 
     @escalate_stage.validator
-    def _validate_escalate(self, request: Escalate) -> None:
+    def _validate_escalate(self, request: Escalate, assertion: str | None = None) -> None:
+        self._verify(ESCALATE_STAGE_UPDATE, request, assertion)
         case = self._rt.case
         self._refuse_arrangement(
             lambda: (  # a hold freezes escalation too: nobody escalates a disputed or protected debt
@@ -224,8 +240,9 @@ class ArrangementUpdates(CaseHandlers):
     # -- agency recall ---------------------------------------------------------------------------------------
 
     @workflow.update(name=RECALL_FROM_AGENCY_UPDATE)
-    def recall_from_agency(self, request: AgencyRecall) -> CollectionStatus:
+    def recall_from_agency(self, request: AgencyRecall, assertion: str | None = None) -> CollectionStatus:
         """The main loop recalls the account through the placement child; it is not re-placed by itself."""
+        self._spend(assertion)
         self._rt.case.recall_request = request
         placement = self._rt.case.placement
         self._action(
@@ -238,7 +255,8 @@ class ArrangementUpdates(CaseHandlers):
         return self._accepted()
 
     @recall_from_agency.validator
-    def _validate_recall(self, request: AgencyRecall) -> None:
+    def _validate_recall(self, request: AgencyRecall, assertion: str | None = None) -> None:
+        self._verify(RECALL_FROM_AGENCY_UPDATE, request, assertion)
         self._refuse_arrangement(
             lambda: (
                 "loan: a recall from the agency is already under way"

@@ -22,7 +22,9 @@ with workflow.unsafe.imports_passed_through():
 
 class CaseMessages(CaseHandlers):
     @workflow.signal(name=PAYMENT_SIGNAL)
-    def payment(self, payment: Payment) -> None:
+    def payment(self, payment: Payment, assertion: str | None = None) -> None:
+        if not self._signal_verified(PAYMENT_SIGNAL, payment, assertion):
+            return  # journaled and counted: an unverified payment changes nothing
         rt, case = self._rt, self._rt.case
         if case.closed:
             workflow.logger.info(
@@ -63,23 +65,31 @@ class CaseMessages(CaseHandlers):
             rt.wake()
 
     @workflow.signal(name=CLOSE_SIGNAL)
-    def close(self, request: CloseRequest) -> None:
+    def close(self, request: CloseRequest, assertion: str | None = None) -> None:
+        if not self._signal_verified(CLOSE_SIGNAL, request, assertion):
+            return
         case = self._rt.case
         if not case.closing:
             case.close_request = request
             self._rt.wake()
 
     @workflow.signal(name=PLACED_SIGNAL)
-    def agency_placed(self, receipt: contracts.PlacementReceipt) -> None:
-        """From our AgencyPlacementWorkflow child: the agency has the account."""
+    def agency_placed(self, receipt: contracts.PlacementReceipt, seal: str | None = None) -> None:
+        """From our AgencyPlacementWorkflow child (its seal proves it): the agency has the account."""
+        if not self._children.sealed_by_placement(seal):
+            self._refused_signal(PLACED_SIGNAL, "not from this loan's placement (seal)")
+            return
         case = self._rt.case
         case.placement = projection.placement_of(receipt, self._rt.now())
         case.placed_with = [*case.placed_with, receipt.agency_id]
         self._rt.wake()
 
     @workflow.signal(name=LETTER_SENT_SIGNAL)
-    def letter_sent(self, sent: LetterDispatched) -> None:
-        """From our LegalCaseWorkflow child: the letter went out by registered mail."""
+    def letter_sent(self, sent: LetterDispatched, seal: str | None = None) -> None:
+        """From our LegalCaseWorkflow child (its seal proves it): the letter went out by registered mail."""
+        if not self._children.sealed_by_legal(seal):
+            self._refused_signal(LETTER_SENT_SIGNAL, "not from this loan's legal case (seal)")
+            return
         rt, case = self._rt, self._rt.case
         now = rt.now()
         case.letter = LetterSent(document_id=sent.document_id, dispatched_at=now, respond_by=sent.respond_by)
@@ -87,7 +97,8 @@ class CaseMessages(CaseHandlers):
         rt.journal.attempt(f"letter:{sent.document_id}", now, "letter", None, sent.tracking_reference, "sent")
 
     @workflow.update(name=PROMISE_UPDATE)
-    def promise_to_pay(self, request: PromiseRequest) -> PromiseAccepted:
+    def promise_to_pay(self, request: PromiseRequest, assertion: str | None = None) -> PromiseAccepted:
+        self._spend(assertion)
         rt, case = self._rt, self._rt.case
         now = rt.now()
         promise = PromiseToPay(
@@ -106,7 +117,8 @@ class CaseMessages(CaseHandlers):
         return PromiseAccepted(promise_id=promise.promise_id, deadline=promise.deadline)
 
     @promise_to_pay.validator
-    def _validate_promise(self, request: PromiseRequest) -> None:
+    def _validate_promise(self, request: PromiseRequest, assertion: str | None = None) -> None:
+        self._verify(PROMISE_UPDATE, request, assertion)
         # A validator rejects before anything reaches history: a rejected promise changes nothing.
         case = self._rt.case
         reason = (

@@ -44,6 +44,16 @@ class ChildCases:
         self.rt = rt
         self.placement: workflow.ChildWorkflowHandle[Any, PlacementOutcome] | None = None
         self.legal: workflow.ChildWorkflowHandle[Any, LegalOutcome] | None = None
+        # Seals: random ids each child gets in its input and sends with its signals (and we with ours), so
+        # nobody outside the pair can forge them (workflows.actors). Children never span continue-as-new.
+        self.placement_seal: str | None = None
+        self.legal_seal: str | None = None
+
+    def sealed_by_placement(self, seal: str | None) -> bool:
+        return seal is not None and seal == self.placement_seal
+
+    def sealed_by_legal(self, seal: str | None) -> bool:
+        return seal is not None and seal == self.legal_seal
 
     def view(self) -> Children:
         return Children(
@@ -76,11 +86,15 @@ class ChildCases:
             exclude_agencies=case.placed_with,  # a re-placement never goes back to the same agency
         )
         child_id = self._id(f"placement-{case.placements}")
+        seal = self.placement_seal = str(workflow.uuid4())  # before the child can signal
         try:
             self.placement = await workflow.start_child_workflow(
                 AGENCY_PLACEMENT_WORKFLOW,
                 PlacementInput(
-                    request=request, clock=case.clock, parent_workflow_id=workflow.info().workflow_id
+                    request=request,
+                    clock=case.clock,
+                    parent_workflow_id=workflow.info().workflow_id,
+                    seal=seal,
                 ),
                 id=child_id,
                 task_queue=workflow.info().task_queue,
@@ -99,7 +113,7 @@ class ChildCases:
         if child is None:
             return
         if not child.done():
-            await child.signal(RECALL_SIGNAL, RecallRequestSignal(reason=reason))
+            await child.signal(RECALL_SIGNAL, args=[RecallRequestSignal(reason=reason), self.placement_seal])
         await self.placement_ended(replace=False)
 
     async def placement_ended(self, replace: bool = True) -> None:
@@ -136,6 +150,7 @@ class ChildCases:
             referral = step_requests.litigation_request(case, litigation, now)
             case.mark_done(litigation.key)
         child_id = self._id("legal")
+        seal = self.legal_seal = str(workflow.uuid4())
         try:
             self.legal = await workflow.start_child_workflow(
                 LEGAL_CASE_WORKFLOW,
@@ -145,6 +160,7 @@ class ChildCases:
                     clock=case.clock,
                     referral=referral,
                     parent_workflow_id=workflow.info().workflow_id,
+                    seal=seal,
                 ),
                 id=child_id,
                 task_queue=workflow.info().task_queue,
@@ -159,12 +175,12 @@ class ChildCases:
 
     async def hold_legal(self, reason: str) -> None:
         if self.legal is not None and not self.legal.done():
-            await self.legal.signal(HOLD_SIGNAL, HoldRequest(reason=reason))
+            await self.legal.signal(HOLD_SIGNAL, args=[HoldRequest(reason=reason), self.legal_seal])
             self.rt.case.legal_held = True
 
     async def release_legal(self) -> None:
         if self.legal is not None and not self.legal.done():
-            await self.legal.signal(RELEASE_SIGNAL)
+            await self.legal.signal(RELEASE_SIGNAL, self.legal_seal)
         self.rt.case.legal_held = False
 
     async def legal_ended(self) -> LegalOutcome:
@@ -185,6 +201,8 @@ class ChildCases:
     async def end(self, outcome: Outcome) -> None:
         """The case closes: the legal case is withdrawn and the agency recalls the account."""
         if self.legal is not None and not self.legal.done():
-            await self.legal.signal(WITHDRAW_SIGNAL, WithdrawRequest(reason=end_reason(outcome)))
+            await self.legal.signal(
+                WITHDRAW_SIGNAL, args=[WithdrawRequest(reason=end_reason(outcome)), self.legal_seal]
+            )
             await self.legal_ended()
         await self.recall(end_reason(outcome))  # nothing to do when no agency has the account

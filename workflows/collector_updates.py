@@ -74,89 +74,106 @@ class CollectorUpdates(CaseHandlers):
         return state
 
     @workflow.update(name=RAISE_DISPUTE_UPDATE)
-    def raise_dispute(self, request: RaiseDispute) -> ContactState:
+    def raise_dispute(self, request: RaiseDispute, assertion: str | None = None) -> ContactState:
+        self._spend(assertion)
         return self._hold_changed(
             holds.raise_dispute(self._rt.case.contact, request), "dispute", "raised", request
         )
 
     @raise_dispute.validator
-    def _validate_raise_dispute(self, request: RaiseDispute) -> None:
+    def _validate_raise_dispute(self, request: RaiseDispute, assertion: str | None = None) -> None:
+        self._verify(RAISE_DISPUTE_UPDATE, request, assertion)
         self._check(lambda: holds.raise_dispute(self._rt.case.contact, request))
 
     @workflow.update(name=RESOLVE_DISPUTE_UPDATE)
-    def resolve_dispute(self, request: ResolveDispute) -> ContactState:
+    def resolve_dispute(self, request: ResolveDispute, assertion: str | None = None) -> ContactState:
+        self._spend(assertion)
         state = holds.resolve_dispute(self._rt.case.contact, request, self._profile())
         return self._hold_changed(state, "dispute", "resolved", request)
 
     @resolve_dispute.validator
-    def _validate_resolve_dispute(self, request: ResolveDispute) -> None:
+    def _validate_resolve_dispute(self, request: ResolveDispute, assertion: str | None = None) -> None:
+        self._verify(RESOLVE_DISPUTE_UPDATE, request, assertion)
         self._check(lambda: holds.resolve_dispute(self._rt.case.contact, request, self._profile()))
 
     @workflow.update(name=HARDSHIP_HOLD_UPDATE)
-    def hardship_hold(self, request: HardshipHold) -> ContactState:
+    def hardship_hold(self, request: HardshipHold, assertion: str | None = None) -> ContactState:
+        self._spend(assertion)
         state = holds.hardship_hold(self._rt.case.contact, request, self._rt.now())
         return self._hold_changed(state, "hardship", "raised", request, state.hardship_until)
 
     @hardship_hold.validator
-    def _validate_hardship_hold(self, request: HardshipHold) -> None:
+    def _validate_hardship_hold(self, request: HardshipHold, assertion: str | None = None) -> None:
+        self._verify(HARDSHIP_HOLD_UPDATE, request, assertion)
         self._check(lambda: holds.hardship_hold(self._rt.case.contact, request, self._rt.now()))
 
     @workflow.update(name=BREATHING_SPACE_UPDATE)
-    def breathing_space(self, request: StartBreathingSpace) -> ContactState:
+    def breathing_space(self, request: StartBreathingSpace, assertion: str | None = None) -> ContactState:
+        self._spend(assertion)
         state = holds.breathing_space(self._rt.case.contact, request, self._profile(), self._rt.now())
         return self._hold_changed(state, "breathing_space", "raised", request, state.breathing_space_until)
 
     @breathing_space.validator
-    def _validate_breathing_space(self, request: StartBreathingSpace) -> None:
+    def _validate_breathing_space(self, request: StartBreathingSpace, assertion: str | None = None) -> None:
+        self._verify(BREATHING_SPACE_UPDATE, request, assertion)
         self._check(
             lambda: holds.breathing_space(self._rt.case.contact, request, self._profile(), self._rt.now())
         )
 
     @workflow.update(name=CEASE_CONTACT_UPDATE)
-    def cease_contact(self, request: CeaseContact) -> ContactState:
+    def cease_contact(self, request: CeaseContact, assertion: str | None = None) -> ContactState:
+        self._spend(assertion)
         return self._hold_changed(
             holds.cease_contact(self._rt.case.contact, request), "cease_all", "raised", request
         )
 
     @cease_contact.validator
-    def _validate_cease_contact(self, request: CeaseContact) -> None:
+    def _validate_cease_contact(self, request: CeaseContact, assertion: str | None = None) -> None:
+        self._verify(CEASE_CONTACT_UPDATE, request, assertion)
         self._check(lambda: holds.cease_contact(self._rt.case.contact, request))
 
     @workflow.update(name=OPT_OUT_UPDATE)
-    def opt_out(self, request: OptOut) -> ContactState:
+    def opt_out(self, request: OptOut, assertion: str | None = None) -> ContactState:
+        self._spend(assertion)
         case = self._rt.case
         state = holds.opt_out(case.contact, request, case.contact_points())
         kind = "opt_out_channel" if request.channel else "opt_out_address"
         return self._hold_changed(state, kind, "raised", request)
 
     @opt_out.validator
-    def _validate_opt_out(self, request: OptOut) -> None:
+    def _validate_opt_out(self, request: OptOut, assertion: str | None = None) -> None:
+        self._verify(OPT_OUT_UPDATE, request, assertion)
         case = self._rt.case
         self._check(lambda: holds.opt_out(case.contact, request, case.contact_points()))
 
     @workflow.update(name=PREFERRED_HOURS_UPDATE)
-    def preferred_hours(self, request: PreferredHours) -> ContactState:
+    def preferred_hours(self, request: PreferredHours, assertion: str | None = None) -> ContactState:
+        self._spend(assertion)
         state = holds.preferred_hours(self._rt.case.contact, request)
         return self._hold_changed(state, "preferred_hours", "raised", request)
 
     @preferred_hours.validator
-    def _validate_preferred_hours(self, request: PreferredHours) -> None:
+    def _validate_preferred_hours(self, request: PreferredHours, assertion: str | None = None) -> None:
+        self._verify(PREFERRED_HOURS_UPDATE, request, assertion)
         self._check(lambda: holds.preferred_hours(self._rt.case.contact, request))
 
     @workflow.update(name=STOP_COLLECTION_UPDATE)
-    def stop_collection(self, request: StopCollection) -> ContactState:
+    def stop_collection(self, request: StopCollection, assertion: str | None = None) -> ContactState:
+        self._spend(assertion)
         state = holds.stop_collection(self._rt.case.contact, request)
         return self._hold_changed(state, request.reason, "raised", request)
 
     @stop_collection.validator
-    def _validate_stop_collection(self, request: StopCollection) -> None:
+    def _validate_stop_collection(self, request: StopCollection, assertion: str | None = None) -> None:
+        self._verify(STOP_COLLECTION_UPDATE, request, assertion)
         self._check(lambda: holds.stop_collection(self._rt.case.contact, request))
 
     # -- human contact --------------------------------------------------------------------------------------
 
     @workflow.update(name=CLAIM_CONTACT_UPDATE)
-    def claim_contact(self, claim: ContactClaim) -> ContactClaimAccepted:
+    def claim_contact(self, claim: ContactClaim, assertion: str | None = None) -> ContactClaimAccepted:
         """A collector takes a call or visit task: that is an attempt (the caps count it) from this moment."""
+        self._spend(assertion)
         rt, case = self._rt, self._rt.case
         now = rt.now()
         address = address_for(case, claim.channel) or ""
@@ -169,7 +186,8 @@ class CollectorUpdates(CaseHandlers):
         return ContactClaimAccepted(task_id=claim.task_id, attempt_at=now)
 
     @claim_contact.validator
-    def _validate_claim(self, claim: ContactClaim) -> None:
+    def _validate_claim(self, claim: ContactClaim, assertion: str | None = None) -> None:
+        self._verify(CLAIM_CONTACT_UPDATE, claim, assertion)
         self._refuse(CONTACT_NOT_ALLOWED)
         decision = claim_decision(self._rt.case, claim.channel, self._rt.now())
         if not decision.allowed:
@@ -182,7 +200,8 @@ class CollectorUpdates(CaseHandlers):
             )
 
     @workflow.update(name=CONTACT_OUTCOME_UPDATE)
-    def record_contact_outcome(self, request: ContactOutcome) -> ContactState:
+    def record_contact_outcome(self, request: ContactOutcome, assertion: str | None = None) -> ContactState:
+        self._spend(assertion)
         rt, case = self._rt, self._rt.case
         now = rt.now()
         effect = holds.contact_outcome(
@@ -221,7 +240,8 @@ class CollectorUpdates(CaseHandlers):
         return case.contact
 
     @record_contact_outcome.validator
-    def _validate_record_contact_outcome(self, request: ContactOutcome) -> None:
+    def _validate_record_contact_outcome(self, request: ContactOutcome, assertion: str | None = None) -> None:
+        self._verify(CONTACT_OUTCOME_UPDATE, request, assertion)
         case = self._rt.case
         self._check(
             lambda: holds.contact_outcome(

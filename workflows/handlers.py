@@ -15,8 +15,9 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from authority.tokens import Refused, claims_of
     from domain import arrangements as rules
-    from workflows import projection
+    from workflows import actors, projection
     from workflows.children import ChildCases
     from workflows.messages import CollectionStatus
     from workflows.runtime import CaseRuntime
@@ -46,8 +47,44 @@ class CaseHandlers:
 
     def _accepted(self) -> CollectionStatus:
         self._rt.wake()
+        return self._status()
+
+    def _status(self) -> CollectionStatus:
         rt = self._rt
-        return projection.status(rt.case, rt.now(), rt.next, rt.waiting_for)
+        status = projection.status(rt.case, rt.now(), rt.next, rt.waiting_for)
+        return status.model_copy(update={"refused_signals": rt.refused_signals})
+
+    # -- who acts (workflows.actors) ---------------------------------------------------------------------
+
+    def _verify(self, action: str, request: object, assertion: str | None) -> None:
+        """In a validator: refuse (nothing changes) unless a verified actor may send this request."""
+        try:
+            actors.check(action, request, assertion, self._rt.used_assertions)
+        except Refused as refused:
+            self._reject(str(refused), actors.ASSERTION_REFUSED)
+
+    def _spend(self, assertion: str | None) -> None:
+        """In an update handler: the token, verified by the validator, is good for this one request."""
+        if assertion:
+            actors.spend(self._rt.used_assertions, claims_of(assertion), workflow.now())
+
+    def _signal_verified(self, action: str, request: object, assertion: str | None) -> bool:
+        """In a signal handler: False (and the refusal journaled and counted) unless verified. Runs again on
+        replay, on the same trust ring (authority.trust)."""
+        try:
+            actors.check(action, request, assertion, {})  # payment and close are idempotent: no nonce kept
+        except Refused as refused:
+            self._refused_signal(action, refused.reason)
+            return False
+        return True
+
+    def _refused_signal(self, action: str, reason: str) -> None:
+        rt = self._rt
+        rt.refused_signals += 1
+        rt.journal.action(
+            f"refused:{workflow.uuid4()}", rt.now(), actors.UNVERIFIED, actors.SIGNAL_REFUSED, action, reason
+        )
+        workflow.logger.warning("signal %s refused: %s", action, reason)
 
     def _action(self, key: str, who: str, action: str, outcome: str | None, detail: str | None) -> None:
         self._rt.journal.action(f"{key}:{workflow.uuid4()}", self._rt.now(), who, action, outcome, detail)

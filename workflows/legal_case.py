@@ -34,6 +34,7 @@ class LegalCaseInput(BaseModel):
     clock: CollectionsClock
     referral: contracts.LitigationReferralRequest | None  # None: below the litigation threshold
     parent_workflow_id: str | None = None
+    seal: str | None = None  # sent with every signal between parent and child (workflows.actors)
 
 
 class HoldRequest(BaseModel):
@@ -60,21 +61,32 @@ class LegalOutcome(BaseModel):
 
 @workflow.defn(name=LEGAL_CASE_WORKFLOW)
 class LegalCaseWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, input: LegalCaseInput) -> None:
         self._withdrawn: str | None = None
         self._held: str | None = None
+        self._seal = input.seal
+
+    def _from_parent(self, seal: str | None, signal: str) -> bool:
+        if seal is not None and seal == self._seal:
+            return True
+        workflow.logger.warning("%s signal without the parent's seal ignored", signal)
+        return False
 
     @workflow.signal(name=WITHDRAW_SIGNAL)
-    def withdraw(self, request: WithdrawRequest) -> None:
-        self._withdrawn = self._withdrawn or request.reason
+    def withdraw(self, request: WithdrawRequest, seal: str | None = None) -> None:
+        if self._from_parent(seal, WITHDRAW_SIGNAL):
+            self._withdrawn = self._withdrawn or request.reason
 
     @workflow.signal(name=HOLD_SIGNAL)
-    def hold(self, request: HoldRequest) -> None:
-        self._held = request.reason
+    def hold(self, request: HoldRequest, seal: str | None = None) -> None:
+        if self._from_parent(seal, HOLD_SIGNAL):
+            self._held = request.reason
 
     @workflow.signal(name=RELEASE_SIGNAL)
-    def release(self) -> None:
-        self._held = None
+    def release(self, seal: str | None = None) -> None:
+        if self._from_parent(seal, RELEASE_SIGNAL):
+            self._held = None
 
     @workflow.run
     async def run(self, input: LegalCaseInput) -> LegalOutcome:
@@ -116,13 +128,13 @@ class LegalCaseWorkflow:
             f"{mail.tracking_reference}; response due {letter_request.respond_by}"
         )
         if input.parent_workflow_id is not None:
+            sent = LetterDispatched(
+                document_id=letter.document_id,
+                tracking_reference=mail.tracking_reference,
+                respond_by=letter_request.respond_by,
+            )
             await workflow.get_external_workflow_handle(input.parent_workflow_id).signal(
-                LETTER_SENT_SIGNAL,
-                LetterDispatched(
-                    document_id=letter.document_id,
-                    tracking_reference=mail.tracking_reference,
-                    respond_by=letter_request.respond_by,
-                ),
+                LETTER_SENT_SIGNAL, args=[sent, input.seal]
             )
         # The borrower has until the end of the respond-by day, in their own time zone, and never less than
         # the whole window counted from the dispatch (a slow dispatch must not shorten it).

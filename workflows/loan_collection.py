@@ -57,7 +57,7 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
             case = CollectionCase.open(input.loan, input.strategy, clock)
             case.profile = input.profile
         self._input = input
-        self._rt = CaseRuntime(case, input.journal_pending)
+        self._rt = CaseRuntime(case, input.journal_pending, input.used_assertions, input.refused_signals)
         self._children = ChildCases(self._rt)
         self._desk = ContactDesk(self._rt)
         self._steps = StepRunner(self._rt, self._desk, self._children)
@@ -273,7 +273,12 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
         # and travels in the next run's input; requests not yet acted on travel in the case.
         workflow.continue_as_new(
             self._input.model_copy(
-                update={"case": self._rt.case, "journal_pending": list(self._rt.journal.pending)}
+                update={
+                    "case": self._rt.case,
+                    "journal_pending": list(self._rt.journal.pending),
+                    "used_assertions": dict(self._rt.used_assertions),
+                    "refused_signals": self._rt.refused_signals,
+                }
             ),
             memo=dict(workflow.memo()),  # the cycle the starter recorded (starter.starting) stays on the run
         )
@@ -306,8 +311,7 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> CollectionStatus:
-        rt = self._rt
-        return projection.status(rt.case, rt.now(), rt.next, rt.waiting_for)
+        return self._status()
 
     # -- projections ---------------------------------------------------------------------------------------
 

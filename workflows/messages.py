@@ -87,6 +87,13 @@ class CollectionInput(BaseModel):
     journal_pending: list[JournalEntry] = Field(
         default_factory=list, description="journal entries not yet written, carried on continue-as-new"
     )
+    used_assertions: dict[str, datetime] = Field(
+        default_factory=dict,
+        description="nonces of applied signed updates (until expiry), carried on continue-as-new",
+    )
+    refused_signals: int = Field(
+        default=0, ge=0, description="unverified signals refused, carried on continue-as-new"
+    )
 
     @model_validator(mode="after")
     def _rules_apply(self) -> CollectionInput:
@@ -164,4 +171,7 @@ class CollectionStatus(BaseModel):
     )
     letter: LetterSent | None = Field(
         default=None, description="the lawyer's letter of this cycle, once sent"
+    )
+    refused_signals: int = Field(
+        default=0, description="signals refused as unverified (no valid actor assertion); each is journaled"
     )

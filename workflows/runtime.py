@@ -34,8 +34,18 @@ class ActivityFailed(Exception):
 
 
 class CaseRuntime:
-    def __init__(self, case: CollectionCase, pending: list[contracts.JournalEntry]) -> None:
+    def __init__(
+        self,
+        case: CollectionCase,
+        pending: list[contracts.JournalEntry],
+        used_assertions: dict[str, datetime] | None = None,
+        refused_signals: int = 0,
+    ) -> None:
         self.case = case
+        # Nonces of signed updates already applied, until their tokens expire (workflows.actors); and how
+        # many signals were refused as unverified. Both travel on continue-as-new.
+        self.used_assertions = dict(used_assertions or {})
+        self.refused_signals = refused_signals
         self.journal = CaseJournal(case, pending)
         self.changed = False  # set by handlers: cuts the loop's current wait short
         self.waiting_for = "starting"

@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from domain.contact_profiles import default_profiles
 from domain.loan import Borrower, Instalment, Loan
 from domain.strategy import Strategy, default_strategy
+from tests.authority.keys import signed
 from tests.workflows.fakes import FakeActivities
 from workflows.messages import WORKFLOW_NAME, CollectionInput, CollectionStatus, workflow_id
 from workflows.registry import WORKFLOWS
@@ -106,7 +107,10 @@ async def harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Harne
         workflows=WORKFLOWS,
         activities=fakes.all(),
     ):
-        harness = Harness(time_skipping_env, time_skipping_env.client, task_queue, fakes)
+        # Signals and updates go out signed as the actor their request names (tests/authority/keys.py);
+        # tests/workflows/test_actors.py sends through the raw client.
+        client = signed(time_skipping_env.client, time_skipping_env.get_current_time)
+        harness = Harness(time_skipping_env, client, task_queue, fakes)
         # Every test starts at 10:00 in Shanghai: inside contact hours, after the day's 09:00 steps, and the
         # same whatever the wall clock of the machine running the tests.
         now = await harness.now()
