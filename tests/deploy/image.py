@@ -10,6 +10,7 @@ paths, WORKDIR, ENV, RUN, CMD, and dockerignore patterns with *, ?, ** and !); a
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 import shlex
@@ -203,9 +204,10 @@ def module_file(image: Image, module: str, *, main: bool = False) -> str | None:
     return next((c for c in candidates if image.has(c)), None)
 
 
-def _imports(source: str, module: str, is_package: bool) -> set[str]:
+@functools.lru_cache(maxsize=None)
+def _imports(path: Path, module: str, is_package: bool) -> frozenset[str]:
     names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -216,7 +218,7 @@ def _imports(source: str, module: str, is_package: bool) -> set[str]:
                 base = ".".join([*package, base] if base else package)
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
-    return names
+    return frozenset(names)
 
 
 @dataclass
@@ -246,7 +248,7 @@ def walk_imports(image: Image, start: list[str], roots: set[str] | None = None) 
         parts = name.split(".")
         queue.extend(".".join(parts[:n]) for n in range(1, len(parts)))  # parent packages run first
         is_package = path.endswith("/__init__.py")
-        for imported in _imports(image.files[path].read_text(encoding="utf-8"), name, is_package):
+        for imported in _imports(image.files[path], name, is_package):
             if imported.split(".")[0] in roots:
                 queue.append(imported)
     return walk
