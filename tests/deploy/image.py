@@ -204,7 +204,7 @@ def module_file(image: Image, module: str, *, main: bool = False) -> str | None:
     return next((c for c in candidates if image.has(c)), None)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _imports(path: Path, module: str, is_package: bool) -> frozenset[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
