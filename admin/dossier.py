@@ -3,8 +3,13 @@
 The page shows the borrower (name, language, time zone and the time there now), each contact point (phone,
 e-mail, app) with its state (opted out, unreachable, preferred hours), the holds in force, the loan and its
 balance, the payments and promises with their fate, the journal as one timeline, agency placements, the
-letters (each a PDF download), and the workflow's live state. Logged-in users see everything unmasked; nothing
-of the borrower goes to the logs (the download's log line names the loan and the document, never a person).
+letters (each a PDF download), and the workflow's live state. Nothing of the borrower goes to the logs (the
+download's log line names the loan and the document, never a person).
+
+Least privilege (admin/access.py): only users whose pools hold the loan reach these routes (else 404). A
+collector sees the phone, e-mail and postal address masked ('+86 138****5678', 'z***@example.com'); POST
+/loans/{loan_id}/reveal with a reason shows one of them in full on the page it answers, once. Every view,
+letter download and reveal (with its reason) is a row of read_audit (admin/read_audit.py).
 
 `render_dossier` is also what an action renders when the workflow (or the form) rejects it: the same page,
 with the reason next to the field and the values the collector typed, nothing saved. The action forms live in
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import quote
@@ -28,9 +33,11 @@ from fastapi.responses import HTMLResponse
 
 from activities.journal import TimelineRow, loan_timeline
 from activities.legal import fetch_document, list_documents
+from admin.access import REVEALABLE, mask, masks_contacts
 from admin.i18n import translator
+from admin.read_audit import record_read
 from admin.users import User
-from admin.web import CurrentUser, render, services_of, settings_of
+from admin.web import CurrentUser, checked_form, render, services_of, settings_of
 from domain.contact_rules import ContactState
 from domain.loan import Loan
 from starter.api import InvalidRequest, UnknownLoan, check_loan_id
@@ -42,6 +49,10 @@ log = structlog.get_logger("overdue.admin")
 # ?notice=<key> after an action's redirect: the English text shown (translated) at the top of the page.
 # Actions add their own keys with `NOTICES.update(...)` (and the zh-CN wording in their translations file).
 NOTICES: dict[str, str] = {"promised": "Promise recorded.", "closed": "Close requested."}
+REVEALED_TEXT = "Shown in full on this page only; your reason was recorded in the read audit."
+ERROR_REASON = "Say why you need to see it (at most 200 characters)."
+ERROR_REVEAL_FIELD = "Choose the phone, the e-mail or the postal address."
+MAX_REVEAL_REASON = 200
 
 
 # -- what the page shows -------------------------------------------------------------------------------------
@@ -57,6 +68,8 @@ class ContactPoint:
     opted_out_channels: tuple[str, ...]  # of `channels`, those the borrower opted out of
     address_opted_out: bool  # the borrower opted this address out (every channel)
     unreachable: bool  # wrong number, bounced address
+    shown: str | None = None  # what the page shows: the address, or masked for a collector
+    masked: bool = False
 
     @property
     def usable(self) -> bool:
@@ -119,9 +132,23 @@ def contact_points(loan: Loan | None, contact: ContactState | None) -> list[Cont
                 opted_out_channels=tuple(c for c in channels if c in state.opted_out_channels),
                 address_opted_out=address is not None and address in state.opted_out_addresses,
                 unreachable=address is not None and address in state.unreachable_addresses,
+                shown=address,
             )
         )
     return points
+
+
+def masked_points(points: list[ContactPoint], user: User, revealed: str | None) -> list[ContactPoint]:
+    """The phone and e-mail masked for a collector, except the one just revealed (the app's key is the loan
+    id, not contact data)."""
+    if not masks_contacts(user):
+        return points
+    return [
+        replace(point, shown=mask(point.kind, point.address), masked=True)
+        if point.kind in REVEALABLE and point.kind != revealed and point.address is not None
+        else point
+        for point in points
+    ]
 
 
 def holds_in_force(status: CollectionStatus) -> list[Hold]:
@@ -230,10 +257,12 @@ async def render_dossier(
     notice: str | None = None,
     status: CollectionStatus | None = None,
     status_code: int = 200,
+    revealed: str | None = None,
 ) -> Response:
     """The dossier page; `errors` (field -> reason, 'form' for the whole page), `values` (what was typed) and
     `notice` (English, translated when shown) are for the actions' forms. `status`: the loan's, when the
-    caller has just read it (an action the workflow refused: nothing changed)."""
+    caller has just read it (an action the workflow refused: nothing changed). `revealed`: the one contact
+    field (REVEALABLE) a collector asked to see in full, with a reason already audited."""
     services = services_of(request)
     starter = services.starter
     try:
@@ -257,7 +286,10 @@ async def render_dossier(
         "zone": zone.key,
         "local_now": datetime.now(UTC).astimezone(zone),
         "collections_local_now": status.collections_now.astimezone(zone),
-        "contact_points": contact_points(loan, status.contact),
+        "contact_points": masked_points(contact_points(loan, status.contact), user, revealed),
+        "postal_address": _postal(loan, user, revealed),
+        "masked": masks_contacts(user),
+        "revealable": [kind for kind in REVEALABLE if _contact_value(loan, kind) and kind != revealed],
         "preferred_hours": _hours(status.contact.preferred_hours if status.contact else None),
         "holds": holds_in_force(status),
         # Which holds the actions' forms offer (Breathing Space: uk only).
@@ -282,9 +314,47 @@ async def render_dossier(
     return render(request, "loan.html", context, status_code=status_code)
 
 
+def _contact_value(loan: Loan | None, kind: str) -> str | None:
+    if loan is None or kind not in REVEALABLE:
+        return None
+    value: str | None = getattr(loan.borrower, kind, None)
+    return value
+
+
+def _postal(loan: Loan | None, user: User, revealed: str | None) -> str | None:
+    address = _contact_value(loan, "postal_address")
+    if address is None or not masks_contacts(user) or revealed == "postal_address":
+        return address
+    return mask("postal_address", address)
+
+
 @router.get("/loans/{loan_id}", response_class=HTMLResponse)
 async def loan_page(request: Request, loan_id: str, user: CurrentUser, notice: str | None = None) -> Response:
-    return await render_dossier(request, user, loan_id, notice=NOTICES.get(notice or ""))
+    response = await render_dossier(request, user, loan_id, notice=NOTICES.get(notice or ""))
+    if response.status_code == 200:
+        await record_read(request, user, "dossier_view", loan_id=loan_id)
+    return response
+
+
+@router.post("/loans/{loan_id}/reveal", response_class=HTMLResponse)
+async def reveal(request: Request, loan_id: str, user: CurrentUser) -> Response:
+    """One masked contact value in full, on the page this answers (never stored in a URL or a session), once
+    the reason is given; the reveal and its reason are audited. A missing reason changes nothing (422)."""
+    form = await checked_form(request)
+    kind = str(form.get("reveal_field", "")).strip()
+    reason = " ".join(str(form.get("reveal_reason", "")).split())
+    errors: dict[str, str] = {}
+    if kind not in REVEALABLE:
+        errors["reveal_field"] = ERROR_REVEAL_FIELD
+    if not reason or len(reason) > MAX_REVEAL_REASON or not reason.isprintable():
+        errors["reveal_reason"] = ERROR_REASON
+    if errors:
+        values = {"reveal_field": kind, "reveal_reason": reason[:MAX_REVEAL_REASON]}
+        return await render_dossier(request, user, loan_id, errors=errors, values=values, status_code=422)
+    response = await render_dossier(request, user, loan_id, notice=REVEALED_TEXT, revealed=kind)
+    if response.status_code == 200:
+        await record_read(request, user, "reveal", loan_id=loan_id, field_name=kind, reason=reason)
+    return response
 
 
 @router.get("/loans/{loan_id}/documents/{document_id}.pdf")
@@ -305,6 +375,7 @@ async def document_pdf(request: Request, loan_id: str, document_id: str, user: C
         context = {"user": user, "message": _("The stored copy of this document fails its checksum.")}
         return render(request, "error.html", context, status_code=500)
     log.info("document_downloaded", loan_id=loan_id, document_id=document.document_id, user=user.username)
+    await record_read(request, user, "document_download", loan_id=loan_id, document_id=document.document_id)
     filename = f"{loan_id}-{document.kind}-{document.document_id[:8]}.pdf"
     return Response(
         document.content,

@@ -18,6 +18,8 @@ What each filter means, and which index serves it (migrations/0008 and 0009):
 - q, free text, case-insensitive: a loan id *prefix* (index on lower(loan_id) text_pattern_ops) or part of
   the borrower's name: with 3 or more characters any *substring* (pg_trgm GIN index; "smith" finds
   "James Smith"), with 1 or 2 characters a name *prefix* (lower(borrower_name) text_pattern_ops; "王伟").
+- pools: not a field of the form: the segments a user whose pools bind them may see (admin/access.py
+  visible_pools), `segment = ANY(...)`; None: every segment.
 - sort: dpd (most days past due first, the default), amount (largest arrears first), loan_id.
 - page: 1-based, PAGE_SIZE rows a page, OFFSET pagination (measured: bench/README.md).
 
@@ -121,6 +123,7 @@ class PortfolioFilter:
     q: str = ""
     sort: str = DEFAULT_SORT
     page: int = 1
+    pools: tuple[str, ...] | None = None  # the segments the user may see; None: every one
 
     def __post_init__(self) -> None:
         problems = [
@@ -181,6 +184,7 @@ ERROR_TOO_LARGE = "The amount is too large."
 ERROR_RANGE = "The maximum is below the minimum."
 ERROR_CHOICE = "Choose one of the listed values."
 ERROR_TOO_LONG = "At most 100 characters."
+ERROR_CONTROL = "Remove the control characters (such as NUL)."
 
 
 def _amount(text: str) -> tuple[Decimal | None, str | None]:
@@ -219,6 +223,8 @@ def parse_query(params: Mapping[str, str]) -> ParsedQuery:
     for name in ("segment", "strategy", "agency", "q"):
         if len(values[name]) > MAX_TEXT:
             errors[name] = ERROR_TOO_LONG
+        elif not values[name].isprintable():  # PostgreSQL cannot even compare text holding NUL
+            errors[name] = ERROR_CONTROL
     amount_min, problem = _amount(values["amount_min"])
     if problem:
         errors["amount_min"] = problem
@@ -303,6 +309,8 @@ def _amount_condition(args: _Args, amount: Decimal, op: str) -> str:
 def _conditions(search: PortfolioFilter, args: _Args) -> list[str]:
     """The conditions of every filter, on any clock."""
     conditions: list[str] = []
+    if search.pools is not None:
+        conditions.append(f"segment = ANY({args.add(list(search.pools))}::text[])")
     if search.status == "open":
         conditions.append("outcome IS NULL")
     elif search.status == "closed":
@@ -428,7 +436,9 @@ def build_options(column: str) -> str:
 
 
 def query_string(values: Mapping[str, str], **changes: str | int) -> str:
-    """The query string of this search with `changes` (a page link), leaving out empty and default fields."""
+    """The query string of this search with `changes` (a page link), leaving out empty and default fields,
+    and always the free text `q`: it may be a borrower's name, which is never put in an address."""
     merged = {**{name: values.get(name, "") for name in FIELDS}, **{k: str(v) for k, v in changes.items()}}
+    merged.pop("q", None)
     defaults = {"status": "open", "cycles": "latest", "sort": DEFAULT_SORT, "page": "1"}
     return urlencode([(k, v) for k, v in merged.items() if v and defaults.get(k) != v])

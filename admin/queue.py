@@ -29,10 +29,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from temporalio.service import RPCError
 
+from admin.access import AccessSettings, access_settings, visible_pools
 from admin.i18n import Translate, translator
 from admin.users import User
 from admin.web import TEMPLATES, CurrentUser, checked_form, render, services_of
 from starter.api import (
+    Actor,
     CollectionClosed,
     CollectionsStarter,
     ContactNotAllowed,
@@ -169,17 +171,21 @@ def borrower_time(instant: datetime, zone_name: str | None) -> str:
 TEMPLATES.env.globals["borrower_time"] = borrower_time
 
 
-def pools_of(user: User) -> list[str] | None:
-    """The pools whose tasks `user` may see and claim; None: every pool (supervisors and admins)."""
-    return None if user.has_role("supervisor") else list(user.pools)
+def pools_of(user: User, settings: AccessSettings | None = None) -> list[str] | None:
+    """The pools whose tasks `user` may see and claim; None: every pool (admins, and supervisors unless
+    OVERDUE_SUPERVISORS_SEE_ALL_POOLS=false): admin/access.py visible_pools."""
+    return visible_pools(user, settings or AccessSettings())
 
 
-async def queue_for(pool: asyncpg.Pool, user: User, limit: int = QUEUE_LIMIT) -> dict[str, Any]:
+async def queue_for(
+    pool: asyncpg.Pool, user: User, limit: int = QUEUE_LIMIT, *, settings: AccessSettings | None = None
+) -> dict[str, Any]:
     """The rows of the page: `mine` (in progress, mine), each section of the open tasks due now, and `held`
     (due, but refused by the contact rules until `allowed_from`)."""
+    pools = pools_of(user, settings)
     mine = await pool.fetch(_MINE, user.username, limit)
-    rows = await pool.fetch(_OPEN_DUE_NOW, pools_of(user), limit)
-    held = await pool.fetch(_HELD_BACK, pools_of(user), limit)
+    rows = await pool.fetch(_OPEN_DUE_NOW, pools, limit)
+    held = await pool.fetch(_HELD_BACK, pools, limit)
     sections: dict[str, list[asyncpg.Record]] = {name: [] for name in SECTIONS}
     for row in rows:
         sections[row["section"]].append(row)
@@ -188,7 +194,8 @@ async def queue_for(pool: asyncpg.Pool, user: User, limit: int = QUEUE_LIMIT) ->
 
 @router.get("/", response_class=HTMLResponse)
 async def work_queue(request: Request, user: CurrentUser) -> Response:
-    rows = await queue_for(services_of(request).pool, user)
+    settings = access_settings(request)
+    rows = await queue_for(services_of(request).pool, user, settings=settings)
     context = {
         "user": user,
         "mine": rows["mine"],
@@ -196,13 +203,19 @@ async def work_queue(request: Request, user: CurrentUser) -> Response:
         "callbacks": rows["callbacks"],
         "open_tasks": rows["open"],
         "held": rows["held"],
-        "pools": pools_of(user),
+        "pools": pools_of(user, settings),
         "error": None,
     }
     return render(request, "queue.html", context)
 
 
-async def claim_task(pool: asyncpg.Pool, starter: CollectionsStarter, task_id: str, user: User) -> str | None:
+async def claim_task(
+    pool: asyncpg.Pool,
+    starter: CollectionsStarter,
+    task_id: str,
+    user: User,
+    settings: AccessSettings | None = None,
+) -> str | None:
     """Take an open task due now in one of `user`'s pools: its loan id, or None when it cannot be taken.
 
     A call or visit is claimed only once the loan's workflow accepts the contact; when the contact rules
@@ -211,14 +224,20 @@ async def claim_task(pool: asyncpg.Pool, starter: CollectionsStarter, task_id: s
     refused: ContactNotAllowed | None = None
     try:
         async with pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(_CLAIMABLE, task_id, pools_of(user))
+            row = await connection.fetchrow(_CLAIMABLE, task_id, pools_of(user, settings))
             if row is None:
                 return None
             channel = CONTACT_CHANNELS.get(row["kind"])
             if channel is not None:
                 try:
                     async with asyncio.timeout(CLAIM_TIMEOUT_SECONDS):
-                        await starter.claim_contact(row["loan_id"], task_id, channel, user.username)
+                        await starter.claim_contact(
+                            row["loan_id"],
+                            task_id,
+                            channel,
+                            user.username,
+                            actor=Actor(user.username, user.role),
+                        )
                 except ContactNotAllowed as error:
                     refused = error
                     reason = plain_reason(error.reason)
@@ -254,8 +273,11 @@ async def release_task(pool: asyncpg.Pool, task_id: str, user: User) -> bool:
     return released is not None
 
 
-async def _why_not_claimed(pool: asyncpg.Pool, task_id: str, user: User, _: Translate) -> str:
-    """Why a claim found nothing to take, in the user's language."""
+async def _why_not_claimed(
+    pool: asyncpg.Pool, task_id: str, user: User, _: Translate, settings: AccessSettings
+) -> str:
+    """Why a claim found nothing to take, in the user's language. A task of a pool the user does not work is
+    answered word for word like one that does not exist: its existence is not theirs to know."""
     try:
         row = await pool.fetchrow(
             "SELECT t.status, t.pool, t.due_at > now() AS not_due, t.not_before > now() AS held_back, "
@@ -266,10 +288,8 @@ async def _why_not_claimed(pool: asyncpg.Pool, task_id: str, user: User, _: Tran
         )
     except asyncpg.DataError:
         row = None
-    if row is not None and row["status"] == "open":
-        allowed = pools_of(user)
-        if allowed is not None and row["pool"] not in allowed:
-            return _("This task is in a pool you do not work: ask a supervisor.")
+    allowed = pools_of(user, settings)
+    if row is not None and row["status"] == "open" and (allowed is None or row["pool"] in allowed):
         if row["not_due"]:
             return _("This task is not due yet.")
         if row["held_back"]:
@@ -304,8 +324,9 @@ async def claim(request: Request, task_id: str, user: CurrentUser) -> Response:
     services = services_of(request)
     _ = translator(user.locale)
     status_code = 409
+    settings = access_settings(request)
     try:
-        claimed = await claim_task(services.pool, services.starter, task_id, user)
+        claimed = await claim_task(services.pool, services.starter, task_id, user, settings)
     except ContactNotAllowed as refused:
         zone = await borrower_zone(services.pool, services.starter, refused.loan_id)
         message = refusal_message(_, plain_reason(refused.reason), refused.allowed_at, zone)
@@ -319,7 +340,7 @@ async def claim(request: Request, task_id: str, user: CurrentUser) -> Response:
     else:
         if claimed is not None:
             return RedirectResponse(f"/loans/{quote(claimed)}", status_code=303)
-        message = await _why_not_claimed(services.pool, task_id, user, _)
+        message = await _why_not_claimed(services.pool, task_id, user, _, settings)
     return render(request, "error.html", {"user": user, "message": message}, status_code=status_code)
 
 

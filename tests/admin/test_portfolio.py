@@ -1,6 +1,7 @@
 """The portfolio page over HTTP (ASGI) on a database of the test's own with known portfolio rows: each filter
-narrows the results, free text finds by name and id, pagination keeps the filters, a bad amount is an error
-next to its field (never a 500), and the page needs a login.
+narrows the results, free text finds by name and id (sent by POST, never in an address), pagination keeps the
+filters, a bad amount is an error next to its field (never a 500), pools bind what a collector finds, and the
+page needs a login.
 
 The page reads PostgreSQL only, so the app here has no Temporal client (the dossier links are not followed).
 """
@@ -20,7 +21,11 @@ import pytest_asyncio
 from admin.app import Services, create_app
 from admin.users import create_user
 from starter.api import CollectionsStarter
-from tests.admin.conftest import PASSWORD, SETTINGS, login
+from admin.access import AccessSettings
+from tests.admin.conftest import PASSWORD, SETTINGS, csrf_of, login
+
+# The segments of LOANS: the collector of `client` works all three.
+POOLS = ("standard", "high_risk", "high_balance")
 
 
 async def add_loans(pool: asyncpg.Pool, rows: list[dict[str, Any]]) -> None:
@@ -84,7 +89,9 @@ async def client(own_db_pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
     # The portfolio page never reaches a workflow: no Temporal server needed.
     app = create_app(SETTINGS, services=Services(own_db_pool, cast(CollectionsStarter, None)))
     username = f"collector-{uuid.uuid4().hex[:8]}"
-    await create_user(own_db_pool, username, PASSWORD, role="collector", display_name="C", locale="en")
+    await create_user(
+        own_db_pool, username, PASSWORD, role="collector", display_name="C", locale="en", pools=POOLS
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as http:
@@ -96,10 +103,28 @@ def loan_ids(html: str) -> list[str]:
     return re.findall(r'<tr class="loan">\s*<td><a href="/loans/([^"]+)">', html)
 
 
+async def search(client: httpx.AsyncClient, **fields: str) -> httpx.Response:
+    """The search form submitted (POST, with the page's CSRF token), as the browser does."""
+    token = csrf_of((await client.get("/portfolio")).text)
+    return await client.post("/portfolio", data={"csrf_token": token, **fields})
+
+
 async def found(client: httpx.AsyncClient, **params: str) -> list[str]:
-    response = await client.get("/portfolio", params=params)
+    """Free text through the form (POST), other filters as an address (GET)."""
+    if params.get("q"):
+        response = await search(client, **params)
+    else:
+        response = await client.get("/portfolio", params=params)
     assert response.status_code == 200, response.text
     return loan_ids(response.text)
+
+
+def page_form(html: str, label: str) -> dict[str, str] | None:
+    """The hidden fields of the form whose button reads `label` (another page of a free-text search)."""
+    for form in re.findall(r'<form method="post" action="/portfolio" class="page-form".*?</form>', html, re.S):
+        if f">{label}</button>" in form:
+            return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+    return None
 
 
 async def test_open_loans_by_most_days_past_due(client: httpx.AsyncClient) -> None:
@@ -179,21 +204,29 @@ async def test_pages_of_fifty_keep_the_filters(own_db_pool: asyncpg.Pool, client
         own_db_pool,
         [{"loan_id": f"PG-{n:04d}", "stage": "legal", "dpd": 100 + n % 50} for n in range(120)],
     )
-    first = await client.get("/portfolio", params={"stage": "legal", "q": "pg-"})
+    # With free text: the other pages are the form posted again (no link carries the text).
+    first = await search(client, stage="legal", q="pg-")
     assert "120 loans" in first.text and "page 1 of 3" in first.text
     ids = loan_ids(first.text)
-    assert len(ids) == 50 and 'rel="prev"' not in first.text
-    next_url = re.search(r'<a rel="next" href="([^"]+)"', first.text)
-    assert next_url and next_url.group(1) == "/portfolio?stage=legal&amp;q=pg-&amp;page=2"
-    second = await client.get(next_url.group(1).replace("&amp;", "&"))
+    assert len(ids) == 50 and "Previous page" not in first.text and "rel=" not in first.text
+    next_page = page_form(first.text, "Next page")
+    assert next_page is not None and next_page["page"] == "2" and next_page["q"] == "pg-"
+    second = await client.post("/portfolio", data=next_page)
     ids += loan_ids(second.text)
-    assert 'href="/portfolio?stage=legal&amp;q=pg-"' in second.text  # previous: page 1
-    third = await client.get("/portfolio", params={"stage": "legal", "q": "pg-", "page": "3"})
+    assert page_form(second.text, "Previous page") == {**next_page, "page": "1"}
+    third = await search(client, stage="legal", q="pg-", page="3")
     ids += loan_ids(third.text)
-    assert len(loan_ids(third.text)) == 20 and 'rel="next"' not in third.text
+    assert len(loan_ids(third.text)) == 20 and page_form(third.text, "Next page") is None
     assert sorted(ids) == sorted(f"PG-{n:04d}" for n in range(120))  # each once, none lost between pages
-    beyond = await client.get("/portfolio", params={"stage": "legal", "q": "pg-", "page": "9"})
+    beyond = await search(client, stage="legal", q="pg-", page="9")
     assert beyond.status_code == 200 and loan_ids(beyond.text) == []
+
+    # Without free text: links, every filter kept.
+    listed = await client.get("/portfolio", params={"stage": "legal"})
+    assert "122 loans" in listed.text
+    next_url = re.search(r'<a rel="next" href="([^"]+)"', listed.text)
+    assert next_url and next_url.group(1) == "/portfolio?stage=legal&amp;page=2"
+    assert 'href="/portfolio?stage=legal"' in (await client.get(next_url.group(1).replace("&amp;", "&"))).text
 
 
 async def test_a_bad_amount_is_an_error_next_to_the_field(client: httpx.AsyncClient) -> None:
@@ -217,6 +250,8 @@ async def test_odd_input_never_fails(client: httpx.AsyncClient) -> None:
         {"page": "x"},
         {"sort": "'; DROP TABLE portfolio; --"},
         {"q": "x" * 500},
+        {"q": "\x00"},
+        {"segment": "a\x00b"},
         {"segment": "\u2603", "agency": "'"},
         {"stage": "nope"},
     ):
@@ -252,3 +287,59 @@ async def test_logged_out_goes_to_login(own_db_pool: asyncpg.Pool) -> None:
         response = await http.get("/portfolio", params={"stage": "legal"})
     assert response.status_code == 303
     assert response.headers["location"] == "/login?next=/portfolio%3Fstage%3Dlegal"
+
+
+async def test_a_name_search_is_posted_and_never_in_an_address(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/portfolio")).text
+    assert '<form method="post" action="/portfolio" role="search">' in page
+    response = await search(client, q="Smith", stage="")
+    assert response.status_code == 200 and loan_ids(response.text) == ["US-0002", "US-0001"]
+    assert "Smith" not in str(response.url) and "Smith" not in response.headers.get("location", "")
+    assert not re.search(r'href="[^"]*Smith', response.text)  # no link carries the text
+
+    # Free text in an address is refused by the field, and nothing is searched.
+    refused = await client.get("/portfolio", params={"q": "Smith"})
+    assert refused.status_code == 422 and 'id="q-error"' in refused.text and loan_ids(refused.text) == []
+    assert 'value="Smith"' not in refused.text
+
+    # Without free text the form answers with the same search as an address (bookmarkable).
+    filters = await search(client, q="", stage="legal")
+    assert filters.status_code == 303 and filters.headers["location"] == "/portfolio?stage=legal"
+
+    # The form is CSRF-checked like every other.
+    assert (await client.post("/portfolio", data={"q": "Smith"})).status_code == 403
+
+
+async def test_nul_is_an_error_by_its_field_with_the_security_headers(client: httpx.AsyncClient) -> None:
+    for response in (
+        await client.get("/portfolio?q=%00"),
+        await client.get("/portfolio?segment=a%00b"),
+        await search(client, q="\x00"),
+    ):
+        assert response.status_code == 422
+        assert "Remove the control characters" in response.text or "not taken from the page" in response.text
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+async def test_a_collector_finds_only_the_loans_of_their_pools(own_db_pool: asyncpg.Pool) -> None:
+    await add_loans(own_db_pool, LOANS)
+    app = create_app(SETTINGS, services=Services(own_db_pool, cast(CollectionsStarter, None)))
+    users = {}
+    for role, pools in (("collector", ("high_risk",)), ("supervisor", ("high_risk",))):
+        users[role] = f"{role}-{uuid.uuid4().hex[:8]}"
+        await create_user(own_db_pool, users[role], PASSWORD, role=role, locale="en", pools=pools)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        await login(http, users["collector"])
+        page = (await http.get("/portfolio", params={"status": "all"})).text
+        assert loan_ids(page) == ["CN-0002"]
+        assert '<option value="high_risk">' in page and '<option value="standard">' not in page
+        token = csrf_of(page)
+        by_name = await http.post("/portfolio", data={"csrf_token": token, "q": "smith"})
+        assert loan_ids(by_name.text) == []  # James and Mary Smith are in other pools
+        await http.post("/logout", data={"csrf_token": token})
+
+        await login(http, users["supervisor"])
+        assert len(loan_ids((await http.get("/portfolio", params={"status": "all"})).text)) == 7
+        app.state.access = AccessSettings(supervisors_see_all_pools=False)
+        assert loan_ids((await http.get("/portfolio", params={"status": "all"})).text) == ["CN-0002"]

@@ -217,10 +217,22 @@ def test_options_only_for_known_columns() -> None:
         build_options("borrower_name")
 
 
-def test_page_links_keep_the_filters_and_leave_out_defaults() -> None:
-    values = parse_query({"stage": "legal", "q": "王 & co", "page": "2"}).values
-    assert query_string(values, page=3) == "stage=legal&q=%E7%8E%8B+%26+co&page=3"
-    assert query_string(values, page=1) == "stage=legal&q=%E7%8E%8B+%26+co"
+def test_page_links_keep_the_filters_and_leave_out_defaults_and_the_free_text() -> None:
+    values = parse_query({"stage": "legal", "dpd": "31-60", "q": "王 & co", "page": "2"}).values
+    assert query_string(values, page=3) == "stage=legal&dpd=31-60&page=3"  # the text may be a name
+    assert query_string(values, page=1) == "stage=legal&dpd=31-60"
+
+
+@pytest.mark.parametrize("field", ["q", "segment", "strategy", "agency"])
+def test_control_characters_are_an_error_for_their_field(field: str) -> None:
+    parsed = parse_query({field: "a\x00b"})
+    assert parsed.filter is None and parsed.errors == {field: "Remove the control characters (such as NUL)."}
+
+
+def test_pools_bind_the_segments_searched() -> None:
+    sql, args = build_search(PortfolioFilter(pools=("high_risk",)))
+    assert "segment = ANY($1::text[])" in sql and args[0] == ["high_risk"]
+    assert "segment = ANY" not in build_search(PortfolioFilter())[0]
 
 
 # -- property: any combination of filters runs on PostgreSQL -------------------------------------------------

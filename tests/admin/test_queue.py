@@ -146,8 +146,11 @@ async def test_a_task_can_be_claimed_only_when_due_and_in_my_pool(
 
     response = await post_form(collector, "/", f"/tasks/{not_due}/claim", {})
     assert response.status_code == 409 and "not due yet" in response.text
+    # Another pool's task is answered word for word like a task that does not exist.
     response = await post_form(collector, "/", f"/tasks/{other_pool}/claim", {})
-    assert response.status_code == 409 and "pool you do not work" in response.text
+    unknown = await post_form(collector, "/", f"/tasks/{uuid.uuid4()}/claim", {})
+    assert response.status_code == unknown.status_code == 409 and "no longer open" in response.text
+    assert response.text.split("<main>")[1] == unknown.text.split("<main>")[1]
     for task_id in (not_due, other_pool):
         row = await db_pool.fetchrow(
             "SELECT status, assignee FROM collector_tasks WHERE id = $1::uuid", task_id
