@@ -85,6 +85,7 @@ class CaseHandlers:
             f"refused:{workflow.uuid4()}", rt.now(), actors.UNVERIFIED, actors.SIGNAL_REFUSED, action, reason
         )
         workflow.logger.warning("signal %s refused: %s", action, reason)
+        rt.wake()  # nothing changed, but the loop's next wait writes the journal entry now
 
     def _action(self, key: str, who: str, action: str, outcome: str | None, detail: str | None) -> None:
         self._rt.journal.action(f"{key}:{workflow.uuid4()}", self._rt.now(), who, action, outcome, detail)
