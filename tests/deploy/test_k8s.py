@@ -175,24 +175,52 @@ def test_every_environment_variable_is_a_setting_and_every_reference_resolves(
                 assert volume["secret"]["secretName"] in secrets, f"{_name(doc)}: {volume}"
 
 
-def test_the_codec_key_ring_file_is_where_the_secret_is_mounted(rendered: list[dict[str, Any]]) -> None:
+def _environment(container: dict[str, Any], config: dict[str, str]) -> dict[str, str]:
+    env = dict(config) if container.get("envFrom") else {}
+    env.update({v["name"]: v["value"] for v in container.get("env", []) if "value" in v})
+    return env
+
+
+def test_every_key_file_setting_points_into_a_mounted_secret(rendered: list[dict[str, Any]]) -> None:
+    """OVERDUE_*_FILE(S) paths (codec key ring, trust ring, signing key) are files of a Secret the container
+    mounts, readable by the product's group (fsGroup) only; each pod mounts only the keys it uses."""
     config = next(d for d in rendered if _name(d) == "ConfigMap/overdue-config")["data"]
-    ring = config["OVERDUE_CODEC_KEYS_FILE"]
     secret_files = {d["metadata"]["name"]: set(d["stringData"]) for d in rendered if d["kind"] == "Secret"}
-    for name in ("Deployment/overdue-worker", "Deployment/overdue-admin"):
-        doc = next(d for d in rendered if _name(d) == name)
-        volumes = {v["name"]: v for v in pod_spec(doc)["volumes"]}  # type: ignore[index]
-        found = False
+    checked = set()
+    for doc in rendered:
+        spec = pod_spec(doc)
+        if spec is None:
+            continue
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
         for container in containers(doc):
-            for mount in container["volumeMounts"]:
-                secret = volumes[mount["name"]].get("secret")
-                if secret and ring.startswith(mount["mountPath"].rstrip("/") + "/"):
-                    assert ring.rsplit("/", 1)[1] in secret_files[secret["secretName"]]
-                    # Readable by the product's group (fsGroup), by nobody else.
-                    assert secret["defaultMode"] == 0o440
-                    assert pod_spec(doc)["securityContext"]["fsGroup"] == 10001  # type: ignore[index]
-                    found = True
-        assert found, f"{name}: OVERDUE_CODEC_KEYS_FILE={ring} is on no mounted Secret"
+            env = _environment(container, config)
+            mounted: dict[str, dict[str, Any]] = {
+                m["mountPath"].rstrip("/"): volumes[m["name"]]["secret"]
+                for m in container.get("volumeMounts", [])
+                if "secret" in volumes[m["name"]]
+            }
+            for name, value in env.items():
+                if not name.startswith("OVERDUE_") or not name.endswith(("_FILE", "_FILES")):
+                    continue
+                for path in value.split(":"):
+                    directory, _, file = path.rpartition("/")
+                    secret = mounted.get(directory)
+                    if secret is None and doc["kind"] == "Job":
+                        continue  # a release job has the ConfigMap but never reads keys
+                    assert secret is not None, f"{_name(doc)}: {name}={path} is on no mounted Secret"
+                    assert file in secret_files[secret["secretName"]], f"{_name(doc)}: {name}"
+                    assert secret["defaultMode"] == 0o440 and spec["securityContext"]["fsGroup"] == 10001
+                    checked.add((_name(doc), name))
+            unused = set(mounted) - {p.rpartition("/")[0] for v in env.values() for p in v.split(":")}
+            assert not unused, f"{_name(doc)} mounts keys it does not read: {unused}"
+    assert {
+        ("Deployment/overdue-worker", "OVERDUE_CODEC_KEYS_FILE"),
+        ("Deployment/overdue-worker", "OVERDUE_TRUSTED_KEYS_FILE"),
+        ("Deployment/overdue-admin", "OVERDUE_CODEC_KEYS_FILE"),
+        ("Deployment/overdue-admin", "OVERDUE_SIGNING_KEY_FILES"),
+    } <= checked
+    worker = next(d for d in rendered if _name(d) == "Deployment/overdue-worker")
+    assert not any("signing" in v["name"] for v in pod_spec(worker)["volumes"])  # type: ignore[index]
 
 
 def test_the_temporal_namespace_is_the_one_the_chart_values_create(rendered: list[dict[str, Any]]) -> None:
