@@ -40,13 +40,14 @@ async def main(settings: Settings) -> int:
     try:
         applied = await apply_migrations(database_url)
         log.info("database ready", database=redact_url(database_url), migrations_applied=applied)
-        try:
-            client = await connect(settings)
-        except TemporalUnreachable as error:
-            log.error("temporal unreachable", error=str(error))
-            return 1
         pool = await create_pool(database_url, max_size=settings.db_pool_max)
         try:
+            try:
+                # The pool also holds the loans' data keys of the payload codec (privacy/).
+                client = await connect(settings, pool=pool)
+            except TemporalUnreachable as error:
+                log.error("temporal unreachable", error=str(error))
+                return 1
             log.info("connected", temporal=settings.temporal_target, metrics=metrics)
             await run_worker(settings, client, pool, stop)
         finally:

@@ -29,9 +29,9 @@ async def open_services() -> AsyncIterator[Services]:
     database = await resolve_database_url(settings)
     try:
         await apply_migrations(database.url)
-        client = await connect(settings)
         pool = await create_pool(database.url, max_size=settings.db_pool_max)
         try:
+            client = await connect(settings, pool=pool)  # the pool holds the codec's loan data keys
             starter = CollectionsStarter(client, task_queue=settings.task_queue, settings=settings)
             yield Services(pool, starter)
         finally:

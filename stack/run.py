@@ -258,6 +258,7 @@ async def _first_of(*waitables: asyncio.Task[Any] | asyncio.Event) -> None:
 
 async def serve(settings: StackSettings) -> int:
     from activities.db import create_pool
+    from privacy.keyring import ensure_dev_keyring
     from stack.migrate import apply_migrations
     from stack.sandbox import ChannelSandboxes
     from starter.connect import connect
@@ -314,9 +315,13 @@ async def serve(settings: StackSettings) -> int:
         applied = await _timed(timings, "migrations", apply_migrations(database.url))
         log.info("database ready", migrations_applied=applied)
 
-        client = await connect(settings.model_copy(update={"temporal_address": temporal.address}))
         pool = await create_pool(database.url, max_size=settings.db_pool_max)
         cleanups.append(("database pool", pool.close))
+        # Payload encryption keys: .state/codec-keys.json unless OVERDUE_CODEC_KEYS(_FILE) is set; the CLI
+        # finds the same file through OVERDUE_STATE_DIR. The pool holds the loans' data keys.
+        ensure_dev_keyring(settings.state_dir)
+        temporal_settings = settings.model_copy(update={"temporal_address": temporal.address})
+        client = await connect(temporal_settings, pool=pool)
 
         # Channels without a provider deliver to local sandboxes (mailbox, SMS and push logs); see README.
         sandboxes = await ChannelSandboxes.start(settings)

@@ -19,6 +19,7 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
+from privacy.keyring import KeyRing
 from stack.embedded import EmbeddedPostgres, TemporalDevServer, free_port
 from stack.migrate import apply_migrations
 from stack.settings import ROOT
@@ -65,6 +66,10 @@ async def test_start_pay_status_through_the_cli_against_the_embedded_stack(tmp_p
             "OVERDUE_TASK_QUEUE": f"e2e-{uuid.uuid4().hex}",
             "OVERDUE_STATE_DIR": str(tmp_path / "state"),
             "PYTHONUNBUFFERED": "1",
+            # Payloads are encrypted (privacy/): the CLI and the worker share a key ring and the database
+            # that holds the loan's data key.
+            "OVERDUE_CODEC_KEYS": KeyRing.generate().to_json(),
+            "DATABASE_URL": postgres.url,
         }
         with worker_log.open("wb") as log:
             worker = await asyncio.create_subprocess_exec(
