@@ -143,7 +143,7 @@ async def fetch_document(pool: asyncpg.Pool, document_id: str) -> LegalDocument 
         return None
     async with pool.acquire() as connection:
         row = await connection.fetchrow("SELECT * FROM legal_documents WHERE id = $1", key)
-    if row is None:
+    if row is None or row["content"] is None:  # erased (privacy/erasure.py): only its hash is kept
         return None
     return LegalDocument(
         document_id=str(row["id"]),
