@@ -1,32 +1,31 @@
 """The admin UI's web application: login, the work queue, and the routers of the other pages.
 
-Every page needs a login (else a redirect to /login); every POST carries the session's CSRF token (else 403);
+Every page needs a login (else a redirect to /login; sessions are server-side, admin/sessions.py, and the
+login pages are admin/login.py); every POST carries the session's CSRF token (else 403);
 supervisor actions check the role (else 403). Actions reach the loan's workflow through `CollectionsStarter`,
 the same API servicing uses, with the logged-in user's name as the collector.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
-from starlette.middleware.sessions import SessionMiddleware
+from fastapi.responses import RedirectResponse
 
-from admin import actions, codec_server, dashboard, dossier, portfolio, queue, supervision
+from admin import access, actions, codec_server, dashboard, dossier, login, portfolio, queue, supervision
 from admin.i18n import LOCALES, translator
 from admin.settings import AdminSettings
-from admin.users import authenticate, set_locale
+from admin.users import set_locale
 from admin.web import (
-    SESSION_COOKIE,
     CurrentUser,
     Forbidden,
     LoginRequired,
     Services,
     checked_form,
+    load_session,
     locale_of,
     optional_user,
     render,
@@ -58,14 +57,18 @@ def create_app(
     app = FastAPI(title="Overdue admin", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.state.settings = settings
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=settings.secret_key or secrets.token_urlsafe(48),
-        session_cookie=SESSION_COOKIE,
-        max_age=int(settings.session_hours * 3600),
-        same_site="lax",
-        https_only=settings.secure_cookies,
-    )
+    if settings.require_totp and not settings.secret_key:
+        raise ValueError(
+            "OVERDUE_ADMIN_REQUIRE_TOTP needs OVERDUE_ADMIN_SECRET_KEY (it encrypts TOTP secrets)"
+        )
+
+    @app.middleware("http")
+    async def server_side_session(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """The cookie's session, looked up once (admin/sessions.py) for the handlers and middleware inside."""
+        await load_session(request)
+        return await call_next(request)
 
     @app.middleware("http")
     async def security_headers(
@@ -97,36 +100,6 @@ def create_app(
         message = _(error.message, **values)
         return render(request, "error.html", {"user": user, "message": message}, status_code=403)
 
-    # -- login ---------------------------------------------------------------------------------------------
-
-    @app.get("/login", response_class=HTMLResponse)
-    async def login_page(request: Request, next: str = "/") -> Response:
-        return render(request, "login.html", {"user": None, "next": safe_next(next), "error": None})
-
-    @app.post("/login", response_class=HTMLResponse)
-    async def login(request: Request) -> Response:
-        form = await checked_form(request)
-        username = str(form.get("username", ""))
-        target = safe_next(str(form.get("next", "/")))
-        result = await authenticate(
-            services_of(request).pool,
-            username,
-            str(form.get("password", "")),
-            max_failures=settings.max_failed_logins,
-            lockout_seconds=settings.lockout_seconds,
-        )
-        if result.user is None:
-            if result.locked_until is not None:
-                error, status = "Too many failed logins: this account is locked for a few minutes.", 429
-            else:
-                error, status = "Wrong username or password.", 401
-            context = {"user": None, "next": target, "error": error, "username": username}
-            return render(request, "login.html", context, status_code=status)
-        request.session.clear()  # a new session (and CSRF token) for the logged-in user
-        request.session["uid"] = result.user.id
-        request.session["csrf"] = secrets.token_urlsafe(32)
-        return RedirectResponse(target, status_code=303)
-
     @app.post("/me/locale")
     async def change_locale(request: Request, user: CurrentUser) -> Response:
         """The user's language for every page from now on (stored, so it follows them to any browser)."""
@@ -137,13 +110,8 @@ def create_app(
         await set_locale(services_of(request).pool, user.id, locale)
         return RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
 
-    @app.post("/logout")
-    async def logout(request: Request) -> Response:
-        await checked_form(request)
-        request.session.clear()
-        return RedirectResponse("/login", status_code=303)
-
-    for module in (queue, dossier, actions, portfolio, dashboard, supervision):
+    for module in (login, queue, dossier, actions, portfolio, dashboard, supervision):
         app.include_router(module.router)
     app.include_router(codec_server.router)  # the Temporal Web UI's codec endpoint, /codec/*
+    access.install(app)  # pools bind /loans/*, read audit page, body limits and error pages (admin/access.py)
     return app

@@ -15,17 +15,17 @@ import argparse
 import asyncio
 import getpass
 import re
+import secrets
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal, get_args
 
 import asyncpg
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from activities.db import Connection
+from admin.passwords import check_password
 
 Role = Literal["collector", "supervisor", "admin"]
 Locale = Literal["zh-CN", "en"]
@@ -36,11 +36,12 @@ RANK: dict[str, int] = {"collector": 0, "supervisor": 1, "admin": 2}
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 POOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_POOLS: tuple[str, ...] = ("default",)
-MIN_PASSWORD_LENGTH = 12
 
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so a login takes as long whether or not the user exists.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+def password_hasher() -> PasswordHasher:
+    return _hasher
 
 
 class UserError(ValueError):
@@ -62,7 +63,7 @@ class User:
         return RANK[self.role] >= RANK[role]
 
 
-def _user(row: asyncpg.Record) -> User:
+def user_from_row(row: asyncpg.Record) -> User:
     return User(
         id=row["id"],
         username=row["username"],
@@ -96,8 +97,9 @@ def normalize_pools(pools: Sequence[str]) -> tuple[str, ...]:
 def check_new_user(username: str, password: str, role: str, locale: str) -> None:
     if not USERNAME.match(username):
         raise UserError("username: 1-64 of a-z 0-9 . _ - starting with a letter or digit")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
+    problems = check_password(password, username=username)
+    if problems:
+        raise UserError("; ".join(f"{field}: {reason}" for field, reason in problems))
     if role not in ROLES:
         raise UserError(f"role: one of {', '.join(ROLES)}")
     if locale not in LOCALES:
@@ -130,73 +132,19 @@ async def create_user(
     )
     if row is None:
         raise UserError(f"username: {username!r} already exists")
-    return _user(row)
+    return user_from_row(row)
 
 
 async def get_user(pool: asyncpg.Pool, user_id: int) -> User | None:
     """An active user by id (None when unknown or deactivated)."""
     row = await pool.fetchrow("SELECT * FROM users WHERE id = $1 AND active", user_id)
-    return _user(row) if row is not None else None
+    return user_from_row(row) if row is not None else None
 
 
 async def set_locale(pool: asyncpg.Pool, user_id: int, locale: str) -> None:
     if locale not in LOCALES:
         raise UserError(f"locale: must be one of {', '.join(LOCALES)}")
     await pool.execute("UPDATE users SET locale = $2 WHERE id = $1", user_id, locale)
-
-
-@dataclass(frozen=True)
-class LoginResult:
-    user: User | None
-    locked_until: datetime | None = None  # set when the account is (now) locked
-
-
-async def authenticate(
-    pool: asyncpg.Pool, username: str, password: str, *, max_failures: int, lockout_seconds: int
-) -> LoginResult:
-    """Check a password, counting failures: `max_failures` in a row lock the account for `lockout_seconds`.
-
-    While locked, no password is checked at all (not even the right one). The counters change in one
-    statement under a row lock, so concurrent guesses cannot slip past the limit.
-    """
-    username = normalize_username(username)
-    async with pool.acquire() as connection, connection.transaction():
-        row = await connection.fetchrow(
-            "SELECT *, locked_until > now() AS locked FROM users WHERE username = $1 AND active FOR UPDATE",
-            username,
-        )
-        if row is None:
-            _verify(_DUMMY_HASH, password)
-            return LoginResult(None)
-        if row["locked"]:
-            return LoginResult(None, row["locked_until"])
-        if _verify(row["password_hash"], password):
-            new_hash = hash_password(password) if _hasher.check_needs_rehash(row["password_hash"]) else None
-            await connection.execute(
-                "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = now(), "
-                "password_hash = coalesce($2, password_hash) WHERE id = $1",
-                row["id"],
-                new_hash,
-            )
-            return LoginResult(_user(row))
-        locked_until = await connection.fetchval(
-            "UPDATE users SET "
-            "failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END, "
-            "locked_until = CASE WHEN failed_logins + 1 >= $2 "
-            "    THEN now() + make_interval(secs => $3) ELSE locked_until END "
-            "WHERE id = $1 RETURNING locked_until",
-            row["id"],
-            max_failures,
-            float(lockout_seconds),
-        )
-        return LoginResult(None, locked_until)
-
-
-def _verify(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 # -- the command ---------------------------------------------------------------------------------------------
@@ -211,25 +159,81 @@ def _read_password(from_stdin: bool) -> str:
     return first
 
 
-async def _create(args: argparse.Namespace, password: str) -> User:
+def generated_password(username: str) -> str:
+    """A random password that passes the policy (printed once by reset-password, stored nowhere)."""
+    while True:
+        password = secrets.token_urlsafe(15)
+        if not check_password(password, username=username):
+            return password
+
+
+def operator() -> str:
+    """Who runs the command, for the audit: the OS user (never a password or a token)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return f"cli:{name}"
+
+
+async def _run(args: argparse.Namespace, password: str | None) -> str:
+    from admin import accounts
     from stack.embedded import resolve_database_url
     from stack.migrate import apply_migrations
     from stack.settings import Settings
 
+    actor = operator()
     resolved = await resolve_database_url(Settings())
     try:
         await apply_migrations(resolved.url)
         connection = await asyncpg.connect(resolved.url)
         try:
-            return await create_user(
-                connection,
-                args.username,
-                password,
-                role=args.role,
-                display_name=args.display_name,
-                locale=args.locale,
-                pools=args.pool or DEFAULT_POOLS,
-            )
+            if args.command == "create":
+                assert password is not None
+                async with connection.transaction():
+                    user = await create_user(
+                        connection,
+                        args.username,
+                        password,
+                        role=args.role,
+                        display_name=args.display_name,
+                        locale=args.locale,
+                        pools=args.pool or DEFAULT_POOLS,
+                    )
+                    row = {"id": user.id, "username": user.username}
+                    created = {"role": user.role, "pools": list(user.pools), "locale": user.locale}
+                    await accounts.audit(connection, actor, row, "create", None, created)
+                return f"created {user.role} {user.username} (id {user.id}, pools {', '.join(user.pools)})"
+            if args.command in ("deactivate", "reactivate"):
+                user = await accounts.set_active(
+                    connection, args.username, args.command == "reactivate", actor=actor
+                )
+                return f"{args.command}d {user.username}"
+            if args.command == "reset-password":
+                assert password is not None
+                ended = await accounts.reset_password(connection, args.username, password, actor=actor)
+                return f"password of {normalize_username(args.username)} reset; {ended} session(s) ended"
+            if args.command == "set-role":
+                user = await accounts.set_role(connection, args.username, args.role, actor=actor)
+                return f"{user.username} is now {user.role}"
+            if args.command == "set-pools":
+                user = await accounts.set_pools(connection, args.username, args.pool, actor=actor)
+                return f"{user.username} works the pools {', '.join(user.pools)}"
+            if args.command == "logout-everywhere":
+                ended = await accounts.logout_everywhere(connection, args.username, actor=actor)
+                return f"{ended} session(s) of {normalize_username(args.username)} ended"
+            if args.command == "disable-totp":
+                await accounts.disable_totp(connection, args.username, actor=actor)
+                return f"second factor of {normalize_username(args.username)} removed"
+            lines = [f"{'username':<24} {'role':<10} {'active':<6} {'totp':<4} {'sessions':>8}  pools"]
+            for account in await accounts.list_accounts(connection):
+                user = account.user
+                lines.append(
+                    f"{user.username:<24} {user.role:<10} {'yes' if user.active else 'no':<6} "
+                    f"{'yes' if account.totp else 'no':<4} {account.open_sessions:>8}  "
+                    + ", ".join(user.pools)
+                )
+            return "\n".join(lines)
         finally:
             await connection.close()
     finally:
@@ -237,7 +241,7 @@ async def _create(args: argparse.Namespace, password: str) -> User:
             await resolved.server.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m admin.users", description="Manage admin UI users.")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="create a user (password from a prompt or --password-stdin)")
@@ -254,16 +258,49 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument(
         "--password-stdin", action="store_true", help="read the password from the first line of stdin"
     )
-    args = parser.parse_args(argv)
+    for name, text in (
+        ("deactivate", "stop a user: their sessions end now and they cannot log in"),
+        ("reactivate", "let a deactivated user log in again"),
+        ("logout-everywhere", "end every session of a user"),
+        ("disable-totp", "remove a user's second factor (a lost phone)"),
+    ):
+        commands.add_parser(name, help=text).add_argument("username")
+    reset = commands.add_parser(
+        "reset-password", help="a new password (from --password-stdin, else generated and printed once)"
+    )
+    reset.add_argument("username")
+    reset.add_argument("--password-stdin", action="store_true", help="read it from the first line of stdin")
+    role = commands.add_parser("set-role", help="change a user's role")
+    role.add_argument("username")
+    role.add_argument("role", choices=ROLES)
+    pools = commands.add_parser("set-pools", help="replace a user's pools")
+    pools.add_argument("username")
+    pools.add_argument("pool", nargs="+", metavar="POOL")
+    commands.add_parser("list", help="every user: role, active, second factor, open sessions, pools")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    password: str | None = None
+    generated = False
     try:
-        password = _read_password(args.password_stdin)
-        check_new_user(normalize_username(args.username), password, args.role, args.locale)
-        normalize_pools(args.pool or DEFAULT_POOLS)
-        user = asyncio.run(_create(args, password))
+        if args.command == "create":
+            password = _read_password(args.password_stdin)
+            check_new_user(normalize_username(args.username), password, args.role, args.locale)
+            normalize_pools(args.pool or DEFAULT_POOLS)
+        elif args.command == "reset-password":
+            generated = not args.password_stdin
+            password = _read_password(True) if args.password_stdin else generated_password(args.username)
+        elif args.command == "set-pools":
+            normalize_pools(args.pool)
+        message = asyncio.run(_run(args, password))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"created {user.role} {user.username} (id {user.id}, pools {', '.join(user.pools)})")
+    print(message)
+    if generated:
+        print(f"new password (shown once, give it to the user privately): {password}")
     return 0
 
 

@@ -11,18 +11,20 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from admin.i18n import locale_from_header, translator
+from admin.sessions import ActiveSession, find_session
 from admin.settings import AdminSettings
-from admin.users import Role, User, get_user
+from admin.users import Role, User
 from domain.loan import format_money, parse_major_units
 from starter.api import CollectionsStarter, InvalidRequest
 
@@ -48,6 +50,8 @@ TEMPLATES.env.globals["stage_label"] = lambda code: STAGE_LABELS.get(str(code), 
 TEMPLATES.env.globals["outcome_label"] = lambda code: OUTCOME_LABELS.get(str(code), str(code))
 TEMPLATES.env.filters["money"] = lambda amount, currency: format_money(int(amount), str(currency))
 SESSION_COOKIE = "overdue_session"
+LOGIN_CSRF_COOKIE = "overdue_login_csrf"
+SESSION_STATE = "admin_session"
 CSRF_FIELD = "csrf_token"
 
 
@@ -80,12 +84,40 @@ def services_of(request: Request) -> Services:
     return found
 
 
+def session_of(request: Request) -> ActiveSession | None:
+    """The request's server-side session (any stage), as the session middleware found it."""
+    found = getattr(request.state, SESSION_STATE, None)
+    return found if isinstance(found, ActiveSession) else None
+
+
+async def load_session(request: Request) -> ActiveSession | None:
+    """Look the cookie's session up once per request (admin/sessions.py: revoked, idle, expired or a
+    deactivated user's session is none) and keep it on the request."""
+    if hasattr(request.state, SESSION_STATE):
+        return session_of(request)
+    found: ActiveSession | None = None
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id and len(session_id) <= 128:
+        idle = timedelta(minutes=settings_of(request).session_idle_minutes)
+        found = await find_session(services_of(request).pool, session_id, idle=idle)
+    setattr(request.state, SESSION_STATE, found)
+    return found
+
+
+def cookie_secure(request: Request) -> bool:
+    return settings_of(request).secure_cookies or request.url.scheme == "https"
+
+
 def csrf_token(request: Request) -> str:
-    """The session's CSRF token (created on first use); every form posts it back."""
-    token = request.session.get("csrf")
-    if not isinstance(token, str):
+    """The CSRF token every form posts back: the session's (an HMAC of its id), or before login the random
+    value of the login cookie (a double-submit token: a cross-site form cannot read or set it)."""
+    session = session_of(request)
+    if session is not None:
+        return session.csrf
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or getattr(request.state, "new_login_csrf", None)
+    if not (isinstance(token, str) and 32 <= len(token) <= 64):
         token = secrets.token_urlsafe(32)
-        request.session["csrf"] = token
+        request.state.new_login_csrf = token
     return token
 
 
@@ -93,22 +125,23 @@ async def checked_form(request: Request) -> FormData:
     """The posted form, if it carries this session's CSRF token; else Forbidden (nothing is done)."""
     form = await request.form()
     sent = form.get(CSRF_FIELD)
-    expected = request.session.get("csrf")
+    session = await load_session(request)
+    expected = session.csrf if session is not None else request.cookies.get(LOGIN_CSRF_COOKIE)
     if not (isinstance(sent, str) and isinstance(expected, str) and secrets.compare_digest(sent, expected)):
         raise Forbidden("This form has expired or did not come from this site. Reload the page and retry.")
     return form
 
 
 async def optional_user(request: Request) -> User | None:
-    """The logged-in user, or None (pages that show either way, such as an error)."""
-    user_id = request.session.get("uid")
-    return await get_user(services_of(request).pool, user_id) if isinstance(user_id, int) else None
+    """The logged-in user, or None (pages that show either way, such as an error). A session waiting for
+    its second factor is not logged in yet."""
+    session = await load_session(request)
+    return session.user if session is not None and session.stage == "full" else None
 
 
 async def current_user(request: Request) -> User:
     user = await optional_user(request)
     if user is None:
-        request.session.pop("uid", None)
         raise LoginRequired
     return user
 
@@ -141,7 +174,17 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
         "_": translator(locale),
         **context,
     }
-    return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
+    response = TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
+    new_token = getattr(request.state, "new_login_csrf", None)
+    if isinstance(new_token, str) and session_of(request) is None:
+        set_cookie(request, response, LOGIN_CSRF_COOKIE, new_token)
+    return response
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str) -> None:
+    """A cookie of this app: for this site only, unreadable by scripts, not sent on cross-site POSTs, and
+    only over https when served so; it lives as long as the browser (the server decides when it ends)."""
+    response.set_cookie(name, value, path="/", httponly=True, samesite="lax", secure=cookie_secure(request))
 
 
 def safe_next(target: str | None) -> str:

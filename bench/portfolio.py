@@ -30,7 +30,7 @@ from admin.users import create_user
 from bench.seed_portfolio import migrated_database, seed_portfolio
 from starter.api import CollectionsStarter
 
-PASSWORD = "bench password, not a secret"
+PASSWORD = "timing-run password, not a secret"
 
 # kind → the query strings it cycles through (a round requests one of each kind).
 KINDS: dict[str, list[dict[str, str]]] = {

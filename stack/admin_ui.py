@@ -22,8 +22,9 @@ import asyncpg
 import uvicorn
 
 from admin.app import Services, create_app
+from admin.passwords import check_password
 from admin.settings import AdminSettings
-from admin.users import hash_password
+from admin.users import generated_password, hash_password
 from starter.api import CollectionsStarter
 
 
@@ -72,8 +73,8 @@ def demo_passwords(state_dir: Path) -> dict[str, str]:
         with contextlib.suppress(ValueError):
             loaded = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(loaded, dict):
-                stored = {str(k): str(v) for k, v in loaded.items() if isinstance(v, str) and len(v) >= 12}
-    wanted = {name: stored.get(name) or secrets.token_urlsafe(12) for name, *_ in DEMO_USERS}
+                stored = {k: v for k, v in loaded.items() if isinstance(v, str) and not check_password(v)}
+    wanted = {name: stored.get(name) or generated_password(name) for name, *_ in DEMO_USERS}
     if wanted != stored:
         _private_file(path, json.dumps(wanted, indent=2))
     return wanted

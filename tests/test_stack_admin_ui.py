@@ -9,8 +9,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from admin.users import authenticate
-from stack.admin_ui import AdminUIError, _check_port_free, ensure_demo_users, secret_key
+from admin.logins import Limits, authenticate
+from admin.passwords import check_password
+from stack.admin_ui import AdminUIError, _check_port_free, demo_passwords, ensure_demo_users, secret_key
 
 
 async def test_demo_users_log_in_with_the_printed_password_after_a_restart(
@@ -25,8 +26,9 @@ async def test_demo_users_log_in_with_the_printed_password_after_a_restart(
     ]
     assert [u.password for u in again] == [u.password for u in first]
     for user in again:
+        assert check_password(user.password, username=user.username) == []  # the policy of every user
         result = await authenticate(
-            own_db_pool, user.username, user.password, max_failures=5, lockout_seconds=60
+            own_db_pool, user.username, user.password, client_address="127.0.0.1", limits=Limits()
         )
         assert result.user is not None and result.user.role == user.role
     pools = await own_db_pool.fetchval("SELECT pools FROM users WHERE username = 'demo.collector'")
@@ -41,9 +43,16 @@ async def test_a_fresh_state_gets_new_passwords_and_the_old_ones_stop_working(
     new = await ensure_demo_users(own_db_pool, tmp_path / "b")
     assert old[0].password != new[0].password
     stale = await authenticate(
-        own_db_pool, old[0].username, old[0].password, max_failures=5, lockout_seconds=60
+        own_db_pool, old[0].username, old[0].password, client_address="127.0.0.1", limits=Limits()
     )
     assert stale.user is None
+
+
+def test_a_stored_demo_password_that_fails_the_policy_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "admin-demo-users.json").write_text('{"demo.collector": "password1234"}')
+    passwords = demo_passwords(tmp_path)
+    assert passwords["demo.collector"] != "password1234"
+    assert all(check_password(password, username=name) == [] for name, password in passwords.items())
 
 
 def test_the_session_key_is_kept_per_state_directory(tmp_path: Path) -> None:
