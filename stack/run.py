@@ -285,6 +285,9 @@ async def serve(settings: StackSettings) -> int:
     exit_code = 0
     try:
         install_metrics_runtime(settings, host="127.0.0.1")
+        from authority.dev import prepare_stack
+
+        prepare_stack(settings.state_dir)  # dev signing keys (.state/authority/) and the worker's trust ring
         _say(
             f"Starting Overdue: "
             f"{'embedded Temporal' if settings.embedded_temporal else settings.temporal_address}, "
