@@ -69,6 +69,19 @@ class CodecServerSettings(BaseSettings):
         return value
 
 
+def ui_codec_endpoint(settings: CodecServerSettings | None = None) -> str:
+    """The endpoint `make run` gives the Web UI: the admin UI's /codec, named by `localhost` like the Web UI
+    (http://localhost:8233): the two are then one site, and the admin UI's SameSite=Lax cookie goes along."""
+    settings = settings or CodecServerSettings()
+    if settings.ui_codec_endpoint:
+        return settings.ui_codec_endpoint.rstrip("/")
+    from admin.settings import AdminSettings
+
+    admin = AdminSettings()
+    host = "localhost" if admin.host in ("127.0.0.1", "localhost", "0.0.0.0") else admin.host
+    return f"http://{host}:{admin.port}/codec"
+
+
 def settings_of(request: Request) -> CodecServerSettings:
     """The app's codec settings (`app.state.codec_settings`, e.g. a test's), else from the environment."""
     found = getattr(request.app.state, "codec_settings", None)
@@ -112,7 +125,7 @@ def parse_payloads(body: bytes) -> list[Payload]:
             raise BadRequest(f"payloads[{index}]: expected an object with metadata and data")
         try:
             payloads.append(json_format.ParseDict(item, Payload(), ignore_unknown_fields=True))
-        except (ProtobufError, ValueError, TypeError) as error:
+        except (json_format.Error, ProtobufError, ValueError, TypeError) as error:
             # protobuf's message names the field and the reason (bad base64, wrong type), not the value
             raise BadRequest(f"payloads[{index}]: {str(error).splitlines()[0][:200]}") from None
     return payloads

@@ -143,6 +143,7 @@ class TemporalDevServer:
         headless: bool = False,
         extra_args: list[str] | None = None,
         binary: str | None = None,
+        ui_codec_endpoint: str | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.ip = ip
@@ -152,6 +153,8 @@ class TemporalDevServer:
         self.headless = headless
         self.extra_args = list(extra_args or [])
         self.binary = binary
+        # The Web UI asks this codec server (admin/codec_server.py) to decode payloads it shows.
+        self.ui_codec_endpoint = ui_codec_endpoint
         self.db_file = self.state_dir / "temporal.db"
         self.log_file = self.state_dir / "temporal.log"
         self.pid_file = self.state_dir / "temporal.pid"
@@ -204,6 +207,8 @@ class TemporalDevServer:
             args.append("--headless")
         else:
             args += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
+            if self.ui_codec_endpoint:
+                args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         return args + self.extra_args
 
     def _leftover(self) -> psutil.Process | None:
@@ -483,11 +488,18 @@ class ResolvedDatabase:
 async def resolve_temporal(
     settings: Settings, *, port: int = DEFAULT_PORT, ui_port: int = DEFAULT_UI_PORT
 ) -> ResolvedTemporal:
-    """TEMPORAL_ADDRESS when set; otherwise start the embedded dev server in `settings.state_dir`."""
+    """TEMPORAL_ADDRESS when set; otherwise start the embedded dev server in `settings.state_dir`, its Web UI
+    decoding payloads through the admin UI's codec server when `make run` serves the admin UI."""
     if settings.temporal_address:
         return ResolvedTemporal(settings.temporal_address, None)
+    from admin.codec_server import ui_codec_endpoint
+
     server = TemporalDevServer(
-        settings.state_dir, port=port, ui_port=ui_port, namespace=settings.temporal_namespace
+        settings.state_dir,
+        port=port,
+        ui_port=ui_port,
+        namespace=settings.temporal_namespace,
+        ui_codec_endpoint=ui_codec_endpoint() if getattr(settings, "admin_ui", True) else None,
     )
     await server.start()
     return ResolvedTemporal(server.target, server)
