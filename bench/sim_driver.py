@@ -25,6 +25,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, W
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from authority import Actor, Signer, SigningKey, TrustedKeys, trust
+from authority.client import SigningInterceptor, named_actor, signing_client
 from bench.sim_activities import RecordingActivities
 from bench.sim_facts import ClientAction, Ending, Facts, Task
 from bench.sim_scenario import Event, LoanScenario
@@ -98,7 +100,14 @@ class Driver:
         tick: timedelta,
     ) -> None:
         self.env = env
-        self.client: Client = env.client
+        # Every signal and update goes out signed, as the collector, supervisor or servicing it names, with
+        # a key of this run that the in-process worker trusts (authority; README "Who may act").
+        key = SigningKey.generate("sim", "simulation", ("collector", "supervisor", "servicing"))
+        trust.install(TrustedKeys([key.public()]))
+        signing = SigningInterceptor(
+            Signer([key]), named_actor(Actor("servicing", "servicing")), env.get_current_time
+        )
+        self.client: Client = signing_client(env.client, signing)
         self.scenarios = {s.loan_id: s for s in scenarios}
         self.facts = facts
         self.task_queue = task_queue

@@ -8,11 +8,14 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from authority import Actor
 from domain.strategy import default_strategy
 from starter.api import CollectionsStarter, PromiseRejected
 from tests.workflows.conftest import SHANGHAI, make_loan
 from tests.workflows.fakes import FakeActivities
 from workflows.registry import WORKFLOWS
+
+BOSS, LI_NA, C = Actor("boss", "supervisor"), Actor("li.na", "collector"), Actor("c", "collector")
 
 
 async def test_start_promise_pay_status_round_trip(local_client: Client, task_queue: str) -> None:
@@ -25,10 +28,14 @@ async def test_start_promise_pay_status_round_trip(local_client: Client, task_qu
         assert await starter.start_loan(loan) == "already_running"
 
         with pytest.raises(PromiseRejected) as rejected:
-            await starter.promise(loan.loan_id, 90_000, today + timedelta(days=3), collector="li.na")
+            await starter.promise(
+                loan.loan_id, 90_000, today + timedelta(days=3), collector="li.na", actor=LI_NA
+            )
         assert "amount_minor: 90000 is more than the amount overdue (80000)" in str(rejected.value)
 
-        accepted = await starter.promise(loan.loan_id, 30_000, today + timedelta(days=3), collector="li.na")
+        accepted = await starter.promise(
+            loan.loan_id, 30_000, today + timedelta(days=3), collector="li.na", actor=LI_NA
+        )
         await starter.pay(loan.loan_id, 30_000, payment_id="P-1")
         await starter.pay(loan.loan_id, 30_000, payment_id="P-1")  # a retry by servicing: applied once
         status = await starter.status(loan.loan_id)
@@ -58,17 +65,20 @@ async def test_collector_actions_reach_the_workflow_and_refusals_change_nothing(
     async with Worker(local_client, task_queue=task_queue, workflows=WORKFLOWS, activities=fakes.all()):
         await starter.start_loan(loan)
         state = await starter.collector_action(
-            loan.loan_id, HARDSHIP_HOLD_UPDATE, HardshipHold(collector="c", days=30)
+            loan.loan_id, HARDSHIP_HOLD_UPDATE, HardshipHold(collector="c", days=30), actor=C
         )
         assert state.hardship_until is not None
         state = await starter.collector_action(
-            loan.loan_id, OPT_OUT_UPDATE, OptOut(collector="c", channel="push")
+            loan.loan_id, OPT_OUT_UPDATE, OptOut(collector="c", channel="push"), actor=C
         )
         assert state.opted_out_channels == ["push"]
 
         with pytest.raises(RequestRefused) as refused:
             await starter.collector_action(
-                loan.loan_id, RESOLVE_DISPUTE_UPDATE, ResolveDispute(collector="c", verification_sent=True)
+                loan.loan_id,
+                RESOLVE_DISPUTE_UPDATE,
+                ResolveDispute(collector="c", verification_sent=True),
+                actor=C,
             )
         assert refused.value.reason == "dispute: no dispute is open"
         status = await starter.status(loan.loan_id)

@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
+    from authority import Actor
     from domain.loan import Loan, Payment
     from domain.promise import PromiseRequest, PromiseToPay
     from domain.strategy import default_strategy
@@ -44,7 +45,8 @@ with workflow.unsafe.imports_passed_through():
         workflow_id,
     )
 
-ROOT = Path(__file__).parents[2]  # no resolve(): the workflow sandbox forbids file-system calls
+ROOT = Path(__file__).parents[2]
+LI_NA = Actor("li.na", "collector")  # the admin UI would assert its logged-in collector
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -65,15 +67,15 @@ class StandInCollection:
         return self.closed.reason
 
     @workflow.signal(name=PAYMENT_SIGNAL)
-    def payment(self, payment: Payment) -> None:
+    def payment(self, payment: Payment, assertion: str | None = None) -> None:
         self.payments.append(payment)
 
     @workflow.signal(name=CLOSE_SIGNAL)
-    def close(self, request: CloseRequest) -> None:
+    def close(self, request: CloseRequest, assertion: str | None = None) -> None:
         self.closed = request
 
     @workflow.update(name=PROMISE_UPDATE)
-    def promise(self, request: PromiseRequest) -> PromiseAccepted:
+    def promise(self, request: PromiseRequest, assertion: str | None = None) -> PromiseAccepted:
         deadline = datetime.combine(request.due_date + timedelta(days=3), datetime.min.time(), tzinfo=UTC)
         promise = PromiseToPay(
             promise_id=f"ptp-{len(self.promises) + 1}",
@@ -89,7 +91,7 @@ class StandInCollection:
         return PromiseAccepted(promise_id=promise.promise_id, deadline=deadline)
 
     @promise.validator
-    def _check_promise(self, request: PromiseRequest) -> None:
+    def _check_promise(self, request: PromiseRequest, assertion: str | None = None) -> None:
         if request.amount_minor > 1000:
             raise ApplicationError(
                 f"amount_minor: {request.amount_minor} is more than the amount overdue (1000)",
@@ -249,7 +251,9 @@ async def test_promise_accepted(starter: CollectionsStarter, worker: Worker) -> 
     loan = new_loan()
     await starter.start_loan(loan)
 
-    accepted = await starter.promise(loan.loan_id, 800, date(2026, 12, 1), collector="li.na", note="payday")
+    accepted = await starter.promise(
+        loan.loan_id, 800, date(2026, 12, 1), collector="li.na", note="payday", actor=LI_NA
+    )
 
     assert accepted.promise_id == "ptp-1"
     status = await starter.status(loan.loan_id)
@@ -262,7 +266,7 @@ async def test_promise_rejected_carries_the_reason(starter: CollectionsStarter, 
     await starter.start_loan(loan)
 
     with pytest.raises(PromiseRejected) as caught:
-        await starter.promise(loan.loan_id, 5000, date(2026, 12, 1), collector="li.na")
+        await starter.promise(loan.loan_id, 5000, date(2026, 12, 1), collector="li.na", actor=LI_NA)
 
     assert caught.value.reason == "amount_minor: 5000 is more than the amount overdue (1000)"
     assert (await starter.status(loan.loan_id)).promises == []
@@ -270,7 +274,7 @@ async def test_promise_rejected_carries_the_reason(starter: CollectionsStarter, 
 
 async def test_promise_for_unknown_loan(starter: CollectionsStarter, worker: Worker) -> None:
     with pytest.raises(UnknownLoan):
-        await starter.promise("NOPE-2", 100, date(2026, 12, 1), collector="li.na")
+        await starter.promise("NOPE-2", 100, date(2026, 12, 1), collector="li.na", actor=LI_NA)
 
 
 async def test_status(starter: CollectionsStarter, worker: Worker) -> None:

@@ -10,12 +10,15 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from authority import Actor
 from domain.strategy import default_strategy
 from starter.api import CollectionsStarter, InvalidRequest, RequestRefused, build_plan_request
 from tests.starter.test_cli import assert_invalid, run_cli
 from tests.workflows.conftest import SHANGHAI, make_loan
 from tests.workflows.fakes import FakeActivities
 from workflows.registry import WORKFLOWS
+
+BOSS, LI_NA, C = Actor("boss", "supervisor"), Actor("li.na", "collector"), Actor("c", "collector")
 
 
 class NoClient:
@@ -37,17 +40,17 @@ def test_plan_request_names_the_bad_instalment() -> None:
 async def test_invalid_arrangements_are_refused_before_any_call() -> None:
     starter = offline()
     with pytest.raises(InvalidRequest, match="loan_id"):
-        await starter.escalate_stage("bad id", approver="boss", reason="x")
+        await starter.escalate_stage("bad id", approver="boss", actor=BOSS, reason="x")
     with pytest.raises(InvalidRequest, match="amount_minor"):
-        await starter.approve_settlement("L-1", 0, date(2026, 12, 1), approver="boss")
+        await starter.approve_settlement("L-1", 0, date(2026, 12, 1), approver="boss", actor=BOSS)
     with pytest.raises(InvalidRequest, match="reason"):
-        await starter.waive_interest("L-1", 1_000, approver="boss", reason="")
+        await starter.waive_interest("L-1", 1_000, approver="boss", actor=BOSS, reason="")
     with pytest.raises(InvalidRequest, match="approver"):
         await starter.hold_stage("L-1", date(2026, 12, 1), approver="", reason="x")
     with pytest.raises(InvalidRequest, match="approver"):
         await starter.release_stage_hold("L-1", approver="", reason="x")
     with pytest.raises(InvalidRequest, match="reason"):
-        await starter.recall_from_agency("L-1", approver="boss", reason="")
+        await starter.recall_from_agency("L-1", approver="boss", actor=BOSS, reason="")
 
 
 def test_cli_plan_with_bad_instalments_exits_2() -> None:
@@ -69,16 +72,19 @@ async def test_arrangements_round_trip(local_client: Client, task_queue: str) ->
         await starter.start_loan(loan)
 
         with pytest.raises(RequestRefused) as refused:
-            await starter.recall_from_agency(loan.loan_id, approver="boss", reason="complaint")
+            await starter.recall_from_agency(loan.loan_id, approver="boss", actor=BOSS, reason="complaint")
         assert refused.value.reason == "loan: not placed with an agency"
 
-        waived = await starter.waive_interest(loan.loan_id, 10_000, approver="boss", reason="goodwill")
+        waived = await starter.waive_interest(
+            loan.loan_id, 10_000, approver="boss", actor=BOSS, reason="goodwill"
+        )
         assert waived.amount_overdue_minor == 70_000 and waived.waived_total_minor == 10_000
 
         planned = await starter.arrange_plan(
             loan.loan_id,
             [(30_000, today + timedelta(days=7)), (40_000, today + timedelta(days=37))],
             collector="li.na",
+            actor=LI_NA,
         )
         assert planned.repayment_plan is not None and planned.repayment_plan.status == "open"
 
@@ -88,11 +94,15 @@ async def test_arrangements_round_trip(local_client: Client, task_queue: str) ->
             )
         assert conflict.value.reason == "loan: a repayment plan is still open; one open arrangement per loan"
 
-        held = await starter.hold_stage(loan.loan_id, today + timedelta(days=20), approver="boss", reason="r")
+        held = await starter.hold_stage(
+            loan.loan_id, today + timedelta(days=20), approver="boss", actor=BOSS, reason="r"
+        )
         assert held.stage_hold is not None
-        released = await starter.release_stage_hold(loan.loan_id, approver="boss", reason="done")
+        released = await starter.release_stage_hold(loan.loan_id, approver="boss", actor=BOSS, reason="done")
         assert released.stage_hold is None
-        escalated = await starter.escalate_stage(loan.loan_id, approver="boss", reason="no contact")
+        escalated = await starter.escalate_stage(
+            loan.loan_id, approver="boss", actor=BOSS, reason="no contact"
+        )
         assert escalated.stage == "deep_contact"
 
     await starter.handle(loan.loan_id).terminate("test finished")

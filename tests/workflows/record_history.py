@@ -31,6 +31,8 @@ from domain.holds import HardshipHold
 from domain.loan import Loan, Payment
 from domain.promise import PromiseRequest
 from domain.strategy import default_strategy
+from authority import trust
+from tests.authority.keys import TEST_RING, signed
 from tests.conftest import server_binary
 from tests.workflows.conftest import SHANGHAI, make_loan
 from tests.workflows.fakes import FakeActivities
@@ -81,7 +83,7 @@ async def record_lifecycle(name: str = "lifecycle") -> Path:
             now = await env.get_current_time()
             # The loan id is the file's name: child ids derive from the workflow id (collection-{name}).
             loan = make_loan(now, dpd=40, amount=1_500_000).model_copy(update={"loan_id": name})
-            handle = await _start(env.client, task_queue, loan)
+            handle = await _start(signed(env.client, env.get_current_time), task_queue, loan)
             await env.sleep(timedelta(hours=1))
             today = (await env.get_current_time()).astimezone(SHANGHAI).date()
             await handle.execute_update(
@@ -131,7 +133,7 @@ async def record_rollover(name: str = "rollover") -> Path:
             env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=FakeActivities().all()
         ):
             loan = make_loan(datetime.now(UTC), dpd=4, amount=1_000_000).model_copy(update={"loan_id": name})
-            handle = await _start(env.client, task_queue, loan)
+            handle = await _start(signed(env.client), task_queue, loan)
             first_run = (await handle.describe()).run_id
             await handle.execute_update(
                 HARDSHIP_HOLD_UPDATE, HardshipHold(collector="c1", days=3), result_type=ContactState
@@ -152,6 +154,7 @@ async def record_rollover(name: str = "rollover") -> Path:
 
 
 if __name__ == "__main__":
+    trust.install(TEST_RING)  # the replay test verifies the recorded signals against the same test keys
     for old in HISTORIES.glob("*.json"):
         old.unlink()  # one product generation: histories of the code as it is now
     print(asyncio.run(record_lifecycle()))
