@@ -422,8 +422,8 @@ async def agency_overview(pool: asyncpg.Pool) -> list[asyncpg.Record]:
     )
 
 
-# A lookup of the borrower's name and phone by loan id (the CLI asks the loan's workflow: PostgreSQL holds
-# no borrower contact data). None: not found.
+# A lookup of the borrower's name and phone by loan id (the CLI asks the loan's workflow, which keeps the
+# current contact points; docs/personal-data.md lists what PostgreSQL holds). None: not found.
 ContactLookup = Callable[[str], Awaitable[tuple[str, str] | None]]
 
 EXPORT_COLUMNS = (

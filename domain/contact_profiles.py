@@ -12,7 +12,15 @@ from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from domain.config_file import ConfigError, parse_toml, read_config_text, validation_problems
 
@@ -20,7 +28,6 @@ ContactChannel = Literal["sms", "email", "push", "call", "visit", "letter"]
 CONTACT_CHANNELS: tuple[ContactChannel, ...] = ("sms", "email", "push", "call", "visit", "letter")
 # A letter is read when the borrower chooses to read it: contact hours are about intrusion at home.
 HOURS_CHANNELS: tuple[ContactChannel, ...] = ("sms", "email", "push", "call", "visit")
-ThirdPartyContact = Literal["never", "pre_agreed_when_unreachable", "location_only"]
 Weekday = Annotated[int, Field(ge=0, le=6, description="0 = Monday .. 6 = Sunday")]
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -59,8 +66,22 @@ class ContactProfile(BaseModel):
     )
     dispute_stops_collection: bool
     breathing_space_days: int | None = Field(default=None, ge=1, le=365)
-    retention_years: int = Field(ge=1, le=100, description="keep collection records this long")
-    third_party_contact: ThirdPartyContact
+    retention_years: int = Field(
+        ge=1,
+        le=100,
+        description="years a closed loan's record is kept after its last activity (python -m stack.purge, "
+        "python -m privacy.erase): the one setting of this period",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_third_party_contact(cls, data: object) -> object:
+        # `third_party_contact` described a permission nothing used: Overdue contacts the borrower only, which
+        # is within every jurisdiction's rule. Profiles in running loans' histories and operators' files may
+        # still carry it: it is accepted and dropped, never an error (docs/personal-data.md).
+        if isinstance(data, dict) and "third_party_contact" in data:
+            return {key: value for key, value in data.items() if key != "third_party_contact"}
+        return data
 
     @field_validator("contact_hours_end")
     @classmethod

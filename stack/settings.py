@@ -63,15 +63,8 @@ class Settings(BaseSettings):
     def temporal_target(self) -> str:
         return self.temporal_address or "localhost:7233"
 
-    # Retention of the collections journal, per jurisdiction, in years after the last activity on the loan
-    # (`python -m stack.purge`). Regulatory minimums: cn 5 years (NIFA), us 3 years (Reg F §1006.100).
-    retention_years_cn: int = Field(default=5, ge=1)
-    retention_years_us: int = Field(default=3, ge=1)
-    retention_years_uk: int = Field(default=6, ge=1)
-
-    def retention_years(self) -> dict[str, int]:
-        """Years to keep journal rows, by jurisdiction code."""
-        return {"cn": self.retention_years_cn, "us": self.retention_years_us, "uk": self.retention_years_uk}
+    # Retention periods: the contact profiles' retention_years (one per jurisdiction) and
+    # privacy.erasure.RetentionSettings (docs/personal-data.md).
 
     # --- Borrower message channels (activities/channels; README "Channels") ---------------------------------
     # A channel delivers through its provider when that provider is configured; a channel without one keeps

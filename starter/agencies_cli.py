@@ -6,9 +6,12 @@
 
 `export` is how an agency without an API (endpoint "file") receives its accounts: loan id, amounts, currency,
 DPD, placed and expiry dates; the borrower's name and phone only for an agency marked
-`receives_contact_details = true` (read from the loan's workflow in Temporal: PostgreSQL holds no borrower
-contact data). The file is written readable by its owner only. `list` shows what the worker last synced from
-OVERDUE_AGENCIES_FILE; `check` validates a file before you deploy it.
+`receives_contact_details = true`, read from the loan's workflow in Temporal, which keeps the current contact
+points (PostgreSQL holds borrower data too: the portfolio's names, the outbox's recipients and texts, letters;
+docs/personal-data.md says where and for how long). The file is written readable by its owner only; it holds
+personal data and is the operator's to delete once the agency has it (no retention job knows about it).
+`list` shows what the worker last synced from OVERDUE_AGENCIES_FILE; `check` validates a file before you
+deploy it.
 
 The database is DATABASE_URL, or else the embedded PostgreSQL of `make run` (in OVERDUE_STATE_DIR).
 Exit codes: 0 done; 1 unknown agency, database or Temporal unreachable; 2 invalid input or agencies file.

@@ -142,7 +142,6 @@ def profile_from(fields: dict[str, Any], now: datetime) -> ContactProfile:
         contact_hours_end=wall(min(start + length, DAY_MINUTES // QUARTER)),
         holidays=[now.date() + timedelta(days=d) for d in holidays],
         retention_years=3,
-        third_party_contact="never",
         **fields,
     )
 
