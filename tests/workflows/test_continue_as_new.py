@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from domain.contact_profiles import default_profiles
 from domain.loan import Loan, Payment
 from domain.strategy import default_strategy
+from tests.authority.keys import signed
 from tests.workflows.conftest import make_loan
 from tests.workflows.fakes import FakeActivities
 from workflows.messages import (
@@ -53,7 +54,9 @@ async def test_continue_as_new_keeps_payments_journal_and_dedup(
     loan = make_loan(datetime.now(UTC), dpd=4, amount=1_000_000)
     async with Worker(local_client, task_queue=task_queue, workflows=WORKFLOWS, activities=fakes.all()):
         first_run = await _start(local_client, task_queue, loan)
-        handle = local_client.get_workflow_handle(workflow_id(loan.loan_id), result_type=CollectionStatus)
+        handle = signed(local_client).get_workflow_handle(
+            workflow_id(loan.loan_id), result_type=CollectionStatus
+        )
         for n in range(120):
             await handle.signal(PAYMENT_SIGNAL, _payment(n))
         # The first payment again, after the rollovers: still counted once.
@@ -80,7 +83,9 @@ async def test_a_close_during_the_rollover_is_carried(local_client: Client, task
     loan = make_loan(datetime.now(UTC), dpd=4, amount=1_000_000)
     async with Worker(local_client, task_queue=task_queue, workflows=WORKFLOWS, activities=fakes.all()):
         await _start(local_client, task_queue, loan)
-        handle = local_client.get_workflow_handle(workflow_id(loan.loan_id), result_type=CollectionStatus)
+        handle = signed(local_client).get_workflow_handle(
+            workflow_id(loan.loan_id), result_type=CollectionStatus
+        )
         for n in range(70):
             await handle.signal(PAYMENT_SIGNAL, _payment(n))
         await handle.signal(CLOSE_SIGNAL, CloseRequest(reason="restructured"))
