@@ -161,7 +161,9 @@ class AdminUI:
                 task.result()
                 raise AdminUIError(f"the admin UI did not start on {settings.host}:{settings.port}")
             await asyncio.sleep(0.02)
-        return cls(server, task, f"http://{settings.host}:{settings.port}")
+        # `localhost`, as the Web UI's address says: a login there is also the codec server's (same host name)
+        host = "localhost" if settings.host == "127.0.0.1" else settings.host
+        return cls(server, task, f"http://{host}:{settings.port}")
 
     async def stop(self) -> None:
         self._server.should_exit = True

@@ -7,6 +7,7 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,14 +16,17 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 from google.protobuf import json_format
+from pydantic import ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec, WorkflowSerializationContext
 
 from admin.app import Services, create_app
-from admin.codec_server import ERASED_NOTE, CodecServerSettings
+from admin.codec_server import ERASED_NOTE, CodecServerSettings, ui_codec_endpoint
 from privacy.codec import ENCODING, EncryptionCodec
 from privacy.data_keys import destroy_loan_key
 from privacy.keyring import KeyRing
+from stack.embedded import TemporalDevServer, resolve_temporal
+from stack.run import StackSettings
 from starter.api import CollectionsStarter
 from tests.admin.conftest import SETTINGS, MakeUser, login
 
@@ -254,3 +258,44 @@ async def test_a_bad_body_names_the_field_and_decodes_nothing(
     not_json = await client.post("/codec/decode", content=b"{}", headers={"Content-Type": "text/plain"})
     assert not_json.status_code == 415
     assert await audit_rows(db_pool, before) == []
+
+
+# -- make run: the Web UI is started with the codec endpoint ------------------------------------------------
+
+
+def test_the_default_endpoint_is_the_admin_ui_on_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OVERDUE_UI_CODEC_ENDPOINT", "OVERDUE_ADMIN_HOST", "OVERDUE_ADMIN_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert ui_codec_endpoint() == "http://localhost:8000/codec"
+    monkeypatch.setenv("OVERDUE_ADMIN_PORT", "8100")
+    assert ui_codec_endpoint() == "http://localhost:8100/codec"
+    monkeypatch.setenv("OVERDUE_UI_CODEC_ENDPOINT", "https://codec.example/codec/")
+    assert ui_codec_endpoint() == "https://codec.example/codec"
+
+
+def test_the_web_ui_origin_is_one_origin() -> None:
+    for bad in ("*", "http://localhost:8233/", "localhost:8233", "http://*.example"):
+        with pytest.raises(ValidationError, match="web_ui_origin"):
+            CodecServerSettings(web_ui_origin=bad)
+
+
+async def test_make_run_starts_the_web_ui_with_the_codec_endpoint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("OVERDUE_UI_CODEC_ENDPOINT", "OVERDUE_ADMIN_HOST", "OVERDUE_ADMIN_PORT", "TEMPORAL_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    started: list[list[str]] = []
+
+    async def start(server: TemporalDevServer) -> None:
+        started.append(server.command())
+
+    monkeypatch.setattr(TemporalDevServer, "start", start)
+    await resolve_temporal(StackSettings(state_dir=tmp_path, temporal_address=None))
+    [command] = started
+    assert command[command.index("--ui-codec-endpoint") + 1] == "http://localhost:8000/codec"
+
+    started.clear()
+    await resolve_temporal(StackSettings(state_dir=tmp_path, temporal_address=None, admin_ui=False))
+    assert "--ui-codec-endpoint" not in started[0]  # no admin UI, no codec server to ask
+    headless = TemporalDevServer(tmp_path, headless=True, ui_codec_endpoint="http://localhost:8000/codec")
+    assert "--ui-codec-endpoint" not in headless.command()
