@@ -6,8 +6,12 @@ no container engine on these machines.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +197,47 @@ def test_the_old_dockerfile_would_have_been_caught(tmp_path: Path) -> None:
     image = build_image(old, DOCKERIGNORE)
     _, problem = resolve(image, ["python", "-m", "admin"])
     assert problem is not None and "admin" in problem
+
+
+def test_entry_points_import_from_a_copy_of_the_image_files_with_precompiled_bytecode(
+    image: Image, tmp_path: Path
+) -> None:
+    """The closest thing to running the image here: its /app, materialised from the file list, compiled the
+    way the Dockerfile does, and every runnable module imported (or, for a bare __main__, found) by the
+    venv's Python with only that copy on the path. Catches imports the AST walk cannot see (importlib)."""
+    app = tmp_path / "app"
+    prefix = image.workdir + "/"
+    for path, source in image.files.items():
+        if path.startswith(prefix):
+            target = app / path.removeprefix(prefix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(app)}
+    compiled = subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", str(app)], env=environment, capture_output=True
+    )
+    assert compiled.returncode == 0, compiled.stdout.decode() + compiled.stderr.decode()
+    modules = sorted(runnable_modules(image))
+    roots = sorted(first_party_roots() - {"tests", "bench"})
+    probe = f"""
+import importlib, importlib.util, sys
+for name in {modules!r}:
+    if name.endswith("__main__"):  # runs on import: only find it, and import its package
+        assert importlib.util.find_spec(name) is not None, name
+        importlib.import_module(name.rpartition(".")[0])
+    else:
+        importlib.import_module(name)
+importlib.import_module("workflows.registry")
+outside = sorted(
+    name for name, module in list(sys.modules.items())
+    if name.split(".")[0] in {roots!r} and getattr(module, "__file__", None)
+    and not module.__file__.startswith({str(app) + "/"!r})
+)
+assert not outside, outside
+spec = importlib.util.find_spec("workflows.loan_collection")
+assert spec.cached and __import__("os").path.exists(spec.cached), "no precompiled bytecode"
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=app, env=environment, capture_output=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
