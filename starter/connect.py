@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from privacy.converter import data_converter
-from privacy.data_keys import DataKeyUnavailable, PoolSource
+from privacy.data_keys import DataKeyUnavailable
 from privacy.keyring import CodecSettings, KeyRingError, load_keyring
 from stack.settings import Settings
 
@@ -40,7 +41,7 @@ class EncryptionKeysUnavailable(TemporalUnreachable):
         return str(self.args[0])
 
 
-def database_opener(settings: Settings) -> PoolSource:
+def database_opener(settings: Settings) -> Callable[[], Awaitable[asyncpg.Pool]]:
     """How a client without a pool reaches the loans' data keys, on first need only (a `status` of a loan
     opens a two-connection pool; a command that never touches a loan's payloads opens nothing): DATABASE_URL,
     else the embedded PostgreSQL of `make run` in OVERDUE_STATE_DIR when it is running."""
