@@ -228,3 +228,23 @@ def test_the_temporal_namespace_is_the_one_the_chart_values_create(rendered: lis
     values = load_all(ROOT / "deploy" / "temporal-values.yaml")[0]
     created = {n["name"] for n in values["server"]["config"]["namespaces"]["namespace"]}
     assert config["TEMPORAL_NAMESPACE"] in created
+
+
+def test_ingress_is_denied_by_default_and_opened_only_on_declared_ports(
+    rendered: list[dict[str, Any]],
+) -> None:
+    policies = [d for d in rendered if d["kind"] == "NetworkPolicy"]
+    assert any(p["spec"]["podSelector"] == {} and "ingress" not in p["spec"] for p in policies), (
+        "no default deny"
+    )
+    opened: dict[str, set[object]] = {}
+    for policy in policies:
+        selector = policy["spec"]["podSelector"].get("matchLabels", {})
+        for doc in (d for d in rendered if d["kind"] == "Deployment"):
+            if selector and selector.items() <= doc["spec"]["template"]["metadata"]["labels"].items():
+                (container,) = containers(doc)
+                for rule in policy["spec"].get("ingress", []):
+                    ports = {p["port"] for p in rule["ports"]}
+                    assert ports <= _ports(container), f"{_name(policy)} opens a port {_name(doc)} lacks"
+                    opened.setdefault(_name(doc), set()).update(ports)
+    assert opened == {"Deployment/overdue-worker": {"metrics"}, "Deployment/overdue-admin": {"http"}}
