@@ -243,6 +243,8 @@ def _outcome(get: Get, status: CollectionStatus) -> dict[str, Any]:
 
 def _opt_out(get: Get, status: CollectionStatus) -> dict[str, Any]:
     kind, _sep, target = get("target").partition(":")
+    if kind == "address" and target in ("phone", "email") and status.loan is not None:  # the page masks them
+        target = getattr(status.loan.borrower, target) or ""
     if kind not in ("channel", "address") or not target:
         raise InvalidRequest([("target", "choose a channel or an address")])
     return {kind: target}

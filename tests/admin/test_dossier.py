@@ -1,5 +1,6 @@
 """The loan dossier against the real workflow (fake activities) and PostgreSQL: the borrower and the states of
-their contact points, holds, payments, promises, the journal as a timeline, placements and letters."""
+their contact points (masked for collectors, revealed one at a time with a reason), holds, payments, promises,
+the journal as a timeline, placements and letters; every view, download and reveal in read_audit."""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def section(html: str, section_id: str) -> str:
 async def test_the_dossier_shows_the_borrower_and_the_state_of_each_contact_point(
     make_client: MakeClient, make_user: MakeUser, running_loan: Loan, starter: CollectionsStarter
 ) -> None:
-    loan_id, collector = running_loan.loan_id, "tester"
+    loan_id = running_loan.loan_id
+    collector = starter.acting_as("operator").name  # the starter's own key signs these requests
     await starter.collector_action(loan_id, OPT_OUT_UPDATE, OptOut(collector=collector, channel="sms"))
     await starter.collector_action(
         loan_id, OPT_OUT_UPDATE, OptOut(collector=collector, address="li.lei@example.cn")
@@ -95,7 +97,12 @@ async def test_the_dossier_shows_the_borrower_and_the_state_of_each_contact_poin
     await login(client, (await make_user("collector")).username)
     page = await client.get(f"/loans/{loan_id}")
     assert page.status_code == 200
-    html = page.text
+    # A collector sees contact data masked, everywhere on the page (the opt-out form names the kind).
+    assert "+8613800138000" not in page.text and "li.lei@example.cn" not in page.text
+    assert "世纪大道" not in page.text
+    supervisor = await make_client()
+    await login(supervisor, (await make_user("supervisor")).username)
+    html = (await supervisor.get(f"/loans/{loan_id}")).text
 
     borrower = section(html, "borrower")
     assert "李雷" in borrower and "zh-CN" in borrower and "Asia/Shanghai" in borrower
@@ -104,7 +111,7 @@ async def test_the_dossier_shows_the_borrower_and_the_state_of_each_contact_poin
     email = re.search(r'id="contact-email">(.*?)</tr>', borrower, re.S)
     app = re.search(r'id="contact-app">(.*?)</tr>', borrower, re.S)
     assert phone and email and app
-    assert "+8613800138000" in phone.group(1)  # unmasked for a logged-in user
+    assert "+8613800138000" in phone.group(1)  # unmasked for a supervisor
     assert "unreachable" in phone.group(1) and "opted out of SMS" in phone.group(1)
     assert "preferred hours 10:00–12:00" in phone.group(1)
     assert "li.lei@example.cn" in email.group(1) and "opted out" in email.group(1)
@@ -290,6 +297,15 @@ async def test_the_dossier_lists_placements_and_letters_and_serves_the_pdf(
 
     pdf = await client.get(link)
     assert pdf.status_code == 200 and pdf.content == PDF
+    assert (
+        await db_pool.fetchval(
+            "SELECT count(*) FROM read_audit WHERE action = 'document_download' AND loan_id = $1 "
+            "AND document_id = $2",
+            loan_id,
+            document_id,
+        )
+        == 1
+    )
     assert pdf.headers["content-type"] == "application/pdf"
     assert pdf.headers["content-disposition"].startswith("attachment;")
 
@@ -311,6 +327,61 @@ async def test_a_tampered_document_is_not_served(
         "UPDATE legal_documents SET content = $2 WHERE id = $1::uuid", document_id, b"%PDF-x"
     )
     client = await make_client()
-    await login(client, (await make_user("collector")).username)
+    await login(client, (await make_user("supervisor")).username)  # no loan: no pool of a collector's
     response = await client.get(f"/loans/{loan_id}/documents/{document_id}.pdf")
     assert response.status_code == 500 and response.headers["content-type"].startswith("text/html")
+
+
+def contact_value(html: str, kind: str) -> str:
+    found = re.search(rf'id="contact-{kind}">.*?<span class="contact-value[^"]*">([^<]*)</span>', html, re.S)
+    assert found, kind
+    return found.group(1)
+
+
+async def test_a_collector_sees_contacts_masked_and_reveals_one_with_a_reason(
+    make_client: MakeClient, make_user: MakeUser, running_loan: Loan, db_pool: asyncpg.Pool
+) -> None:
+    loan_id = running_loan.loan_id
+    client = await make_client()
+    user = await make_user("collector")
+    await login(client, user.username)
+    page = await client.get(f"/loans/{loan_id}")
+    assert contact_value(page.text, "phone") == "+86 138****8000"
+    assert contact_value(page.text, "email") == "l***@example.cn"
+    assert contact_value(page.text, "postal") == "上海市浦东…"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token and 'action="/loans/' + loan_id + '/reveal"' in page.text
+
+    async def audit_rows(action: str) -> list[asyncpg.Record]:
+        return await db_pool.fetch(
+            "SELECT * FROM read_audit WHERE loan_id = $1 AND action = $2 ORDER BY id", loan_id, action
+        )
+
+    # No reason: an error next to the field, nothing shown, nothing audited.
+    refused = await client.post(
+        f"/loans/{loan_id}/reveal", data={"csrf_token": token.group(1), "reveal_field": "phone"}
+    )
+    assert refused.status_code == 422
+    assert re.search(r'id="reveal_reason-error"[^>]*>Say why you need to see it', refused.text)
+    assert "+8613800138000" not in refused.text and await audit_rows("reveal") == []
+
+    revealed = await client.post(
+        f"/loans/{loan_id}/reveal",
+        data={
+            "csrf_token": token.group(1),
+            "reveal_field": "phone",
+            "reveal_reason": "borrower  called back",
+        },
+    )
+    assert revealed.status_code == 200
+    assert contact_value(revealed.text, "phone") == "+8613800138000"
+    assert contact_value(revealed.text, "email") == "l***@example.cn"  # only the one asked for
+    rows = await audit_rows("reveal")
+    assert [(r["username"], r["role"], r["field"], r["reason"]) for r in rows] == [
+        (user.username, "collector", "phone", "borrower called back")
+    ]
+    assert rows[0]["client_addr"] == "127.0.0.1"
+    # The next view is masked again.
+    assert contact_value((await client.get(f"/loans/{loan_id}")).text, "phone") == "+86 138****8000"
+    views = await audit_rows("dossier_view")
+    assert len(views) == 2 and {r["username"] for r in views} == {user.username}
