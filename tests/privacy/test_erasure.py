@@ -17,6 +17,7 @@ import pytest_asyncio
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import WorkflowSerializationContext
 
+from activities.legal import fetch_document
 from domain.contact_profiles import PROFILES_FILE
 from privacy import erase
 from privacy.codec import EncryptionCodec, KeyDestroyed
@@ -70,7 +71,7 @@ async def _erase(
 
 
 async def test_erasure_leaves_no_personal_data_in_any_postgresql_column(
-    connection: asyncpg.Connection,
+    connection: asyncpg.Connection, db_pool: asyncpg.Pool
 ) -> None:
     loan_id, other_loan = _loan("A"), _loan("B")
     who, other = borrower("A"), borrower("B")
@@ -102,6 +103,9 @@ async def test_erasure_leaves_no_personal_data_in_any_postgresql_column(
     )
     assert [(r["sha256"], r["content"]) for r in letters] == [("0" * 64, None)] * 2
     assert all(r["erased_at"] is not None and r["size_bytes"] > 0 for r in letters)
+    # The admin UI's download finds no document to serve (a 404, not a 500 on the missing bytes).
+    erased_ids = await connection.fetch("SELECT id FROM legal_documents WHERE loan_id = $1", loan_id)
+    assert [await fetch_document(db_pool, str(r["id"])) for r in erased_ids] == [None, None]
     assert (
         await connection.fetchval("SELECT count(*) FROM agency_placements WHERE loan_id = $1", loan_id) == 1
     )
