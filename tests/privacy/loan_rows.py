@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from activities.db import Connection
 from activities.journal import TABLES
 from tests.activities.test_journal import SAMPLES
 
@@ -37,7 +38,7 @@ def borrower(tag: str) -> Borrower:
     return Borrower(f"王秀英{tag}", f"+86138{digits}", f"xiuying.{tag.lower()}.{digits}@example.com")
 
 
-async def _insert(connection: asyncpg.Connection, table: str, values: dict[str, Any]) -> asyncpg.Record:
+async def _insert(connection: Connection, table: str, values: dict[str, Any]) -> asyncpg.Record:
     placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
     row = await connection.fetchrow(
         f"INSERT INTO {table} ({', '.join(values)}) VALUES ({placeholders}) RETURNING *", *values.values()
@@ -47,7 +48,7 @@ async def _insert(connection: asyncpg.Connection, table: str, values: dict[str, 
 
 
 async def seed_loan(
-    connection: asyncpg.Connection,
+    connection: Connection,
     loan_id: str,
     who: Borrower,
     *,
@@ -217,7 +218,7 @@ async def seed_loan(
     )
 
 
-async def personal_data_left(connection: asyncpg.Connection, values: tuple[str, ...]) -> list[str]:
+async def personal_data_left(connection: Connection, values: tuple[str, ...]) -> list[str]:
     """`table.column` of every column of every table in which one of `values` appears."""
     columns = await connection.fetch(
         """
