@@ -55,15 +55,24 @@ def database_opener(settings: Settings) -> Callable[[], Awaitable[asyncpg.Pool]]
     return open_pool
 
 
+_NO_DATABASE = (
+    "a loan's payloads are encrypted with its data key, kept in PostgreSQL: set DATABASE_URL, or start "
+    "`make run` (its embedded database in {}/pgdata is not running)"
+)
+
+
+def _embedded_running(state_dir: Path) -> bool:
+    from stack.embedded import EmbeddedPostgres
+
+    return EmbeddedPostgres(state_dir / "pgdata").running
+
+
 async def _running_embedded_url(state_dir: Path) -> str:
     from stack.embedded import EmbeddedPostgres
 
     embedded = EmbeddedPostgres(state_dir / "pgdata")
-    if not embedded.running:
-        raise DataKeyUnavailable(
-            "a loan's payloads are encrypted with its data key, kept in PostgreSQL: set DATABASE_URL, or "
-            f"start `make run` (its embedded database in {state_dir / 'pgdata'} is not running)"
-        )
+    if not embedded.running:  # stopped since connect() looked
+        raise DataKeyUnavailable(_NO_DATABASE.format(state_dir))
     return await embedded.start()  # attaches to the running server, starts nothing
 
 
@@ -105,6 +114,11 @@ async def connect(settings: Settings | None = None, *, pool: asyncpg.Pool | None
         raise EncryptionKeysUnavailable(
             settings.temporal_target, settings.temporal_namespace, str(error)
         ) from None
+    if pool is None and not settings.database_url and not _embedded_running(settings.state_dir):
+        # Every command of the product touches a loan's payloads: say it now, in one line, not mid-query.
+        raise EncryptionKeysUnavailable(
+            settings.temporal_target, settings.temporal_namespace, _NO_DATABASE.format(settings.state_dir)
+        )
     config = client.config()
     config["data_converter"] = data_converter(
         keys, pool if pool is not None else database_opener(settings), codec_settings

@@ -138,3 +138,33 @@ async def test_connect_without_keys_is_one_clear_line(local_env: WorkflowEnviron
     assert str(error.value).startswith(
         "payload encryption: no payload encryption keys: set OVERDUE_CODEC_KEYS_FILE"
     )
+
+
+async def test_connect_without_a_database_is_one_clear_line(
+    local_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    from starter.connect import EncryptionKeysUnavailable, connect
+
+    ensure_dev_keyring(tmp_path)
+    target = local_env.client.service_client.config.target_host
+    with pytest.raises(EncryptionKeysUnavailable, match="kept in PostgreSQL: set DATABASE_URL"):
+        await connect(Settings(temporal_address=target, state_dir=tmp_path, database_url=None))
+
+
+async def test_a_cli_client_opens_its_database_on_first_need(
+    local_env: WorkflowEnvironment, tmp_path: Path, migrated_db: str
+) -> None:
+    from starter.connect import connect
+
+    ensure_dev_keyring(tmp_path)
+    target = local_env.client.service_client.config.target_host
+    client = await connect(Settings(temporal_address=target, state_dir=tmp_path, database_url=migrated_db))
+    codec = client.data_converter.payload_codec
+    assert isinstance(codec, EncryptionCodec) and codec.store is not None
+    assert codec.store._pool is None  # nothing opened by connect() itself
+    loan_id = f"CLI-{uuid.uuid4().hex[:8]}"
+    context = WorkflowSerializationContext(namespace="default", workflow_id=f"collection-{loan_id}")
+    [encoded] = await client.data_converter.with_context(context).encode(["x"])
+    assert "data-key-id" in encoded.metadata
+    assert await client.data_converter.decode([encoded]) == ["x"]
+    await (await codec.store.pool()).close()
