@@ -21,7 +21,7 @@ import asyncio
 import re
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.middleware import Middleware
@@ -102,7 +102,7 @@ async def may_see_loan(request: Request, user: User, loan_id: str) -> bool:
     return await loan_pool(request, loan_id) in pools
 
 
-def loan_not_found(request: Request, user: User, loan_id: str) -> object:
+def loan_not_found(request: Request, user: User, loan_id: str) -> Response:
     """The 404 page of a loan that does not exist, word for word."""
     _ = translator(user.locale)
     return render(request, "error.html", {"user": user, "message": _(NOT_FOUND_TEXT, loan_id=loan_id)}, 404)
@@ -129,7 +129,7 @@ class LoanPoolGuard:
             return
         log.info("loan_out_of_pools", loan_id=loan_id, user=user.username, method=scope.get("method"))
         response = loan_not_found(request, user, loan_id)
-        await response(scope, receive, send)  # type: ignore[operator]
+        await response(scope, receive, send)
 
 
 # -- masking -------------------------------------------------------------------------------------------------
