@@ -90,7 +90,7 @@ async def test_arrangements_round_trip(local_client: Client, task_queue: str) ->
 
         with pytest.raises(RequestRefused) as conflict:
             await starter.approve_settlement(
-                loan.loan_id, 50_000, today + timedelta(days=10), approver="boss"
+                loan.loan_id, 50_000, today + timedelta(days=10), approver="boss", actor=BOSS
             )
         assert conflict.value.reason == "loan: a repayment plan is still open; one open arrangement per loan"
 
