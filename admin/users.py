@@ -281,6 +281,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Run as `python -m admin.users`, this module is __main__; admin.accounts raises admin.users.UserError.
+    from admin import users as imported
+
+    errors = (UserError, imported.UserError)
     args = _parser().parse_args(argv)
     password: str | None = None
     generated = False
@@ -295,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "set-pools":
             normalize_pools(args.pool)
         message = asyncio.run(_run(args, password))
-    except UserError as error:
+    except errors as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(message)

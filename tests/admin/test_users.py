@@ -1,15 +1,21 @@
-"""Users' pools of collector tasks: the default, `create_user(pools=...)` and the command's `--pool`."""
+"""Users' pools of collector tasks (the default, `create_user(pools=...)`, the command's `--pool`) and the
+command's audited account changes."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import uuid
+from datetime import timedelta
 
 import asyncpg
 import pytest
 
+from admin.logins import Limits, authenticate
+from admin.passwords import check_password
+from admin.sessions import create_session, find_session
 from admin.users import UserError, create_user, get_user, normalize_pools
 from tests.admin.conftest import PASSWORD
 
@@ -73,3 +79,109 @@ def test_pool_names_are_checked() -> None:
     for bad in ([], [""], ["-x"], ["x" * 65], ["a,b"], ["{x}"]):
         with pytest.raises(UserError, match="pool"):
             normalize_pools(bad)
+
+
+# -- account changes by the command: each audited, none with a password -----------------------------------
+
+
+async def cli(database_url: str, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "admin.users", *args),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "DATABASE_URL": database_url},
+    )
+    out, err = await process.communicate(stdin.encode())
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def audit_of(pool: asyncpg.Pool, user_id: int) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT * FROM user_audit WHERE user_id = $1 ORDER BY id", user_id)
+
+
+async def test_deactivate_and_reactivate(migrated_db: str, db_pool: asyncpg.Pool) -> None:
+    user = await create_user(db_pool, f"acct-{uuid.uuid4().hex[:8]}", PASSWORD)
+    code, _, err = await cli(migrated_db, "deactivate", user.username)
+    assert code == 0, err
+    assert await get_user(db_pool, user.id) is None
+    result = await authenticate(db_pool, user.username, PASSWORD, client_address="10.6.0.1", limits=Limits())
+    assert result.user is None
+    code, _, err = await cli(migrated_db, "reactivate", user.username)
+    assert code == 0, err
+    result = await authenticate(db_pool, user.username, PASSWORD, client_address="10.6.0.1", limits=Limits())
+    assert result.user is not None
+    rows = await audit_of(db_pool, user.id)
+    assert [row["action"] for row in rows] == ["deactivate", "reactivate"]
+    assert json.loads(rows[0]["before"]) == {"active": True}
+    assert json.loads(rows[0]["after"])["active"] is False
+    assert all(row["actor"].startswith("cli:") for row in rows)
+
+
+async def test_reset_password_from_stdin_checks_the_policy_and_ends_sessions(
+    migrated_db: str, db_pool: asyncpg.Pool
+) -> None:
+    user = await create_user(db_pool, f"acct-{uuid.uuid4().hex[:8]}", PASSWORD)
+    session = await create_session(db_pool, user.id, stage="full", lifetime=timedelta(hours=1))
+    code, _, err = await cli(
+        migrated_db, "reset-password", user.username, "--password-stdin", stdin="password1234\n"
+    )
+    assert code == 2 and "password:" in err and "common" in err
+    assert await audit_of(db_pool, user.id) == []  # nothing changed, nothing audited
+
+    new_password = "Violet-Tram-Harbour-93"
+    code, out, err = await cli(
+        migrated_db, "reset-password", user.username, "--password-stdin", stdin=new_password
+    )
+    assert code == 0, err
+    assert "1 session(s) ended" in out and new_password not in out
+    assert await find_session(db_pool, session, idle=timedelta(hours=1)) is None
+    ok = await authenticate(db_pool, user.username, new_password, client_address="10.6.0.2", limits=Limits())
+    assert ok.user is not None
+    (row,) = await audit_of(db_pool, user.id)
+    assert row["action"] == "reset_password" and new_password not in str(dict(row))
+
+
+async def test_reset_password_generates_one_and_prints_it_once(
+    migrated_db: str, db_pool: asyncpg.Pool
+) -> None:
+    user = await create_user(db_pool, f"acct-{uuid.uuid4().hex[:8]}", PASSWORD)
+    code, out, err = await cli(migrated_db, "reset-password", user.username)
+    assert code == 0, err
+    printed = out.strip().splitlines()[-1].rsplit(": ", 1)[1]
+    assert out.count(printed) == 1 and check_password(printed, username=user.username) == []
+    ok = await authenticate(db_pool, user.username, printed, client_address="10.6.0.3", limits=Limits())
+    assert ok.user is not None
+    assert printed not in str([dict(row) for row in await audit_of(db_pool, user.id)])
+
+
+async def test_set_role_set_pools_and_list(migrated_db: str, db_pool: asyncpg.Pool) -> None:
+    user = await create_user(db_pool, f"acct-{uuid.uuid4().hex[:8]}", PASSWORD)
+    assert (await cli(migrated_db, "set-role", user.username, "supervisor"))[0] == 0
+    assert (await cli(migrated_db, "set-pools", user.username, "standard", "high_risk"))[0] == 0
+    changed = await get_user(db_pool, user.id)
+    assert changed is not None and changed.role == "supervisor" and changed.pools == ("standard", "high_risk")
+    code, _, err = await cli(migrated_db, "set-pools", user.username, "has space")
+    assert code == 2 and "pool:" in err
+    code, _, err = await cli(migrated_db, "set-role", "nobody-at-all", "admin")
+    assert code == 2 and "username: no user" in err
+    rows = await audit_of(db_pool, user.id)
+    assert [(row["action"], json.loads(row["before"]), json.loads(row["after"])) for row in rows] == [
+        ("set_role", {"role": "collector"}, {"role": "supervisor"}),
+        ("set_pools", {"pools": ["default"]}, {"pools": ["standard", "high_risk"]}),
+    ]
+    code, out, _ = await cli(migrated_db, "list")
+    line = next(line for line in out.splitlines() if line.startswith(user.username))
+    assert "supervisor" in line and "standard, high_risk" in line
+
+
+async def test_create_is_audited_without_the_password(migrated_db: str, db_pool: asyncpg.Pool) -> None:
+    name = f"acct-{uuid.uuid4().hex[:8]}"
+    code, _, err = await run_command(migrated_db, "create", name, "--role", "admin")
+    assert code == 0, err
+    row = await db_pool.fetchrow("SELECT * FROM user_audit WHERE username = $1", name)
+    assert row is not None
+    assert row["action"] == "create" and json.loads(row["after"])["role"] == "admin"
+    assert PASSWORD not in str(dict(row))
