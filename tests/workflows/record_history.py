@@ -24,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from authority import trust
 from domain.arrangements import PlanInstalmentRequest, RepaymentPlanRequest
 from domain.contact_profiles import default_profiles
 from domain.contact_rules import ContactState
@@ -31,7 +32,6 @@ from domain.holds import HardshipHold
 from domain.loan import Loan, Payment
 from domain.promise import PromiseRequest
 from domain.strategy import default_strategy
-from authority import trust
 from tests.authority.keys import TEST_RING, signed
 from tests.conftest import server_binary
 from tests.workflows.conftest import SHANGHAI, make_loan
