@@ -109,7 +109,29 @@ def may_decode(user: User) -> bool:
 
 
 class BadRequest(ValueError):
-    """A body that is not `{"payloads": [...]}`; the message names the field."""
+    """A body that is not `{"payloads": [...]}` in JSON, or too large; the message names the field."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def read_payloads(request: Request) -> list[Payload]:
+    """The request's payloads, reading at most `codec_max_body_bytes` (only ever after the login check)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        # also what makes a cross-origin call need a preflight, which only the Web UI's origin passes
+        raise BadRequest("content-type: application/json expected", 415)
+    limit = settings_of(request).codec_max_body_bytes
+    declared = request.headers.get("content-length", "")
+    body = bytearray()
+    if declared.isdigit() and int(declared) > limit:
+        raise BadRequest(f"body: larger than {limit} bytes", 413)
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BadRequest(f"body: larger than {limit} bytes", 413)
+    return parse_payloads(bytes(body))
 
 
 def parse_payloads(body: bytes) -> list[Payload]:
@@ -262,22 +284,12 @@ async def _serve(request: Request, operation: str) -> Response:
         return _json(request, {"detail": reason}, status)
     assert user is not None
 
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        return _json(request, {"detail": "content-type: application/json expected"}, 415)
-    limit = settings_of(request).codec_max_body_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return _json(request, {"detail": f"body: larger than {limit} bytes"}, 413)
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return _json(request, {"detail": f"body: larger than {limit} bytes"}, 413)
     try:
-        payloads = parse_payloads(body)
+        payloads = await read_payloads(request)
     except BadRequest as error:
-        return _json(request, {"detail": str(error)}, 400)
+        # audited as a refusal by its kind only: the message may quote the body, which stays out of the table
+        await audit(request, operation, user, reason=f"bad request ({error.status})")
+        return _json(request, {"detail": str(error)}, error.status)
 
     codec = codec_of(request)
     erased = 0

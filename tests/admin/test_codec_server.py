@@ -63,7 +63,7 @@ def codec(db_pool: asyncpg.Pool) -> EncryptionCodec:
 def app(db_pool: asyncpg.Pool, starter: CollectionsStarter, codec: EncryptionCodec) -> FastAPI:
     app = create_app(SETTINGS, services=Services(db_pool, starter))
     app.state.payload_codec = codec
-    app.state.codec_settings = CodecServerSettings(web_ui_origin=WEB_UI)
+    app.state.codec_settings = CodecServerSettings(web_ui_origin=WEB_UI, codec_max_body_bytes=2048)
     return app
 
 
@@ -242,7 +242,7 @@ async def test_another_origin_gets_no_cors_headers_and_no_decode(
     assert allowed.headers["access-control-allow-origin"] == WEB_UI
 
 
-async def test_a_bad_body_names_the_field_and_decodes_nothing(
+async def test_a_bad_or_large_body_names_the_field_decodes_nothing_and_is_audited(
     client: httpx.AsyncClient, make_user: MakeUser, db_pool: asyncpg.Pool
 ) -> None:
     await login(client, (await make_user("supervisor")).username)
@@ -257,7 +257,16 @@ async def test_a_bad_body_names_the_field_and_decodes_nothing(
         assert response.json()["detail"].startswith(f"{field}:")
     not_json = await client.post("/codec/decode", content=b"{}", headers={"Content-Type": "text/plain"})
     assert not_json.status_code == 415
-    assert await audit_rows(db_pool, before) == []
+    too_large = await client.post("/codec/decode", json={"payloads": [json_payload("x" * 2000)]})
+    assert too_large.status_code == 413
+    rows = await audit_rows(db_pool, before)
+    assert [(row["outcome"], row["reason"], row["payload_count"]) for row in rows] == [
+        ("refused", "bad request (400)", None),
+        ("refused", "bad request (400)", None),
+        ("refused", "bad request (400)", None),
+        ("refused", "bad request (415)", None),
+        ("refused", "bad request (413)", None),
+    ]
 
 
 # -- make run: the Web UI is started with the codec endpoint ------------------------------------------------
