@@ -49,6 +49,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.channels import errors as channel_errors
 from activities.channels import http as channel_http
+from authority.signer import Signer
 from domain.agencies import SANDBOX_ENDPOINT, AgencyBook
 from domain.loan import Payment
 from stack.settings import Settings
@@ -244,12 +245,18 @@ async def report_agency_payment(
     *,
     currency: str | None = None,
     received_at: datetime | None = None,
+    signer: Signer | None = None,
 ) -> Payment:
     """Signal the loan's workflow that `agency_id` collected `amount_minor`; returns the Payment it sent.
 
-    The currency defaults to the loan's (asked of the workflow). Raises pydantic's ValidationError for an
-    invalid amount, id or currency (nothing is signalled), and Temporal's RPCError for an unknown loan.
+    The payment is signed as servicing (the product's payment intake acts for the lender's servicing; the
+    workflow refuses an unsigned payment: README "Who may act"), with `signer` or this process's keys. The
+    currency defaults to the loan's (asked of the workflow). Raises pydantic's ValidationError for an invalid
+    amount, id or currency (nothing is signalled), `CannotAct` when this process holds no servicing key, and
+    Temporal's RPCError for an unknown loan.
     """
+    signer = signer or Signer.from_settings()
+    actor = signer.default_actor(("servicing",))
     handle = client.get_workflow_handle(workflow_id(loan_id))
     if currency is None:
         currency = (await handle.query(STATUS_QUERY, result_type=CollectionStatus)).currency
@@ -260,7 +267,8 @@ async def report_agency_payment(
         received_at=received_at or datetime.now(UTC),
         source="agency",
     )
-    await handle.signal(PAYMENT_SIGNAL, payment)
+    token = signer.mint(actor, workflow_id(loan_id), PAYMENT_SIGNAL, payment)
+    await handle.signal(PAYMENT_SIGNAL, args=[payment, token])
     log.info(
         "agency_payment_reported",
         loan_id=loan_id,

@@ -30,6 +30,8 @@ from activities.agency_http import (
     AgencyHttpClient,
     report_agency_payment,
 )
+from authority.signer import CannotAct, Signer
+from authority.tokens import claims_of, verify
 from domain.agencies import AgencyConfig
 from domain.loan import Payment
 from stack import sandbox as stack_sandbox
@@ -37,6 +39,7 @@ from stack.sandbox import AgencySandbox, SandboxError
 from stack.sandbox import agency as agency_sandbox_module
 from stack.settings import Settings
 from tests.activities.builders import key, placement_request, recall_request
+from tests.authority.keys import TEST_RING
 
 API_KEY = SANDBOX_API_KEY  # what the client sends to endpoint "sandbox" unless the agency has its own key
 
@@ -52,8 +55,19 @@ class FakeHandle:
         self._client = client
         self.workflow_id = workflow_id
 
-    async def signal(self, name: str, arg: Any) -> None:
-        self._client.signals.append((self.workflow_id, name, arg))
+    async def signal(self, name: str, *, args: list[Any]) -> None:
+        # The workflow refuses an unsigned payment: check the assertion as its validator would.
+        payment, token = args
+        verify(
+            token,
+            TEST_RING,
+            workflow_id=self.workflow_id,
+            action=name,
+            request=payment,
+            now=payment.received_at,
+        )
+        self._client.signals.append((self.workflow_id, name, payment))
+        self._client.tokens.append(token)
 
     async def query(self, name: str, result_type: Any = None) -> Any:
         self._client.queries.append((self.workflow_id, name))
@@ -65,6 +79,7 @@ class FakeClient:
 
     def __init__(self) -> None:
         self.signals: list[tuple[str, str, Any]] = []
+        self.tokens: list[str] = []
         self.queries: list[tuple[str, str]] = []
 
     def get_workflow_handle(self, workflow_id: str) -> FakeHandle:
@@ -440,6 +455,16 @@ async def test_report_agency_payment_asks_the_loan_currency_when_not_given() -> 
     assert client.queries == [("collection-L-9", "status")]
     assert client.signals == [("collection-L-9", "payment", payment)]
     assert (payment.payment_id, payment.currency, payment.source) == ("north:R-1", "USD", "agency")
+    assert claims_of(client.tokens[0]).role == "servicing"
+
+
+async def test_report_agency_payment_without_a_servicing_key_sends_nothing() -> None:
+    client = FakeClient()
+
+    with pytest.raises(CannotAct):
+        await report_agency_payment(cast(Client, client), "L-9", 4200, "R-1", "north", signer=Signer([]))
+
+    assert client.signals == [] and client.queries == []
 
 
 # ----------------------------------------------------------------------------------------- the sandbox
