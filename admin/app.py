@@ -15,7 +15,18 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 
-from admin import access, actions, codec_server, dashboard, dossier, login, portfolio, queue, supervision
+from admin import (
+    access,
+    actions,
+    codec_server,
+    dashboard,
+    dossier,
+    login,
+    portfolio,
+    queue,
+    supervision,
+    users_page,
+)
 from admin.i18n import LOCALES, translator
 from admin.settings import AdminSettings
 from admin.users import set_locale
@@ -110,7 +121,7 @@ def create_app(
         await set_locale(services_of(request).pool, user.id, locale)
         return RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
 
-    for module in (login, queue, dossier, actions, portfolio, dashboard, supervision):
+    for module in (login, users_page, queue, dossier, actions, portfolio, dashboard, supervision):
         app.include_router(module.router)
     app.include_router(codec_server.router)  # the Temporal Web UI's codec endpoint, /codec/*
     access.install(app)  # pools bind /loans/*, read audit page, body limits and error pages (admin/access.py)

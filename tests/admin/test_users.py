@@ -11,13 +11,14 @@ import uuid
 from datetime import timedelta
 
 import asyncpg
+import httpx
 import pytest
 
 from admin.logins import Limits, authenticate
 from admin.passwords import check_password
 from admin.sessions import create_session, find_session
 from admin.users import UserError, create_user, get_user, normalize_pools
-from tests.admin.conftest import PASSWORD
+from tests.admin.conftest import PASSWORD, MakeClient, MakeUser, login, post_form
 
 
 async def run_command(database_url: str, *args: str) -> tuple[int, str, str]:
@@ -185,3 +186,50 @@ async def test_create_is_audited_without_the_password(migrated_db: str, db_pool:
     assert row is not None
     assert row["action"] == "create" and json.loads(row["after"])["role"] == "admin"
     assert PASSWORD not in str(dict(row))
+
+
+# -- the admins' users page ----------------------------------------------------------------------------------
+
+
+async def test_an_admin_changes_accounts_on_the_users_page_and_each_change_is_audited(
+    make_client: MakeClient, make_user: MakeUser, db_pool: asyncpg.Pool
+) -> None:
+    admin_client, target_client, collector_client = (
+        await make_client(),
+        await make_client(),
+        await make_client(),
+    )
+    admin, target = await make_user("admin"), await make_user("collector")
+    await login(admin_client, admin.username)
+    await login(target_client, target.username)
+    await login(collector_client, (await make_user("supervisor")).username)
+    assert (await collector_client.get("/admin/users")).status_code == 403  # admins only
+
+    page = await admin_client.get("/admin/users")
+    assert page.status_code == 200 and f'data-user="{target.username}"' in page.text
+
+    async def act(action: str, **fields: str) -> httpx.Response:
+        return await post_form(
+            admin_client,
+            "/admin/users",
+            "/admin/users",
+            {"action": action, "username": target.username, **fields},
+        )
+
+    assert (await act("set-pools", pools="standard high_risk")).status_code == 303
+    assert (await act("set-pools", pools="has,{bad}")).status_code == 400
+    reset = await act("reset-password")
+    new_password = reset.text.split('id="new-password">')[1].split("<")[0]
+    assert check_password(new_password, username=target.username) == []
+    assert (await target_client.get("/")).status_code == 303  # the reset ended the target's session
+    assert (await act("deactivate")).status_code == 303
+    assert (await get_user(db_pool, target.id)) is None
+    refused = await post_form(
+        admin_client, "/admin/users", "/admin/users", {"action": "deactivate", "username": admin.username}
+    )
+    assert refused.status_code == 400 and (await get_user(db_pool, admin.id)) is not None
+
+    rows = await audit_of(db_pool, target.id)
+    assert [row["action"] for row in rows] == ["set_pools", "reset_password", "deactivate"]
+    assert all(row["actor"] == f"admin:{admin.username}" for row in rows)
+    assert new_password not in str([dict(row) for row in rows])
