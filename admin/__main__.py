@@ -45,8 +45,8 @@ def main() -> int:
     settings = AdminSettings()
     if not settings.secret_key:
         print(
-            "warning: OVERDUE_ADMIN_SECRET_KEY is unset: sessions are signed with a random key and end when "
-            "this process stops",
+            "warning: OVERDUE_ADMIN_SECRET_KEY is unset: the TOTP second factor cannot be enrolled or used "
+            "(sessions are server-side and need no key)",
             file=sys.stderr,
         )
     app = create_app(settings, open_services=open_services)
