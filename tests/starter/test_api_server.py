@@ -25,10 +25,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
+    import asyncpg  # passed through: the sandbox must never import a second copy of its C extension
+
     from authority import Actor
     from domain.loan import Loan, Payment
     from domain.promise import PromiseRequest, PromiseToPay
     from domain.strategy import default_strategy
+    from privacy.converter import data_converter
+    from privacy.keyring import KeyRing
     from starter.api import CollectionClosed, CollectionsStarter, PromiseRejected, UnknownLoan
     from tests.starter.samples import loan_record
     from workflows import search_attributes as sa
@@ -137,15 +141,33 @@ def new_loan(**changes: object) -> Loan:
     return Loan.model_validate(loan_record(f"T-{uuid.uuid4().hex[:12]}", **changes))
 
 
+# The CLI encrypts payloads (privacy/): it, the worker and the starter here share a key ring and the database
+# holding the loans' data keys.
+RING = KeyRing.generate()
+
+
+@pytest.fixture(autouse=True)
+def _cli_encryption(monkeypatch: pytest.MonkeyPatch, migrated_db: str) -> None:
+    monkeypatch.setenv("OVERDUE_CODEC_KEYS", RING.to_json())
+    monkeypatch.setenv("DATABASE_URL", migrated_db)
+
+
+@pytest.fixture
+def product_client(local_client: Client, db_pool: asyncpg.Pool) -> Client:
+    config = local_client.config()
+    config["data_converter"] = data_converter(RING, db_pool)
+    return Client(**config)
+
+
 @pytest_asyncio.fixture
-async def worker(local_client: Client, task_queue: str) -> AsyncIterator[Worker]:
-    async with Worker(local_client, task_queue=task_queue, workflows=[StandInCollection]) as running:
+async def worker(product_client: Client, task_queue: str) -> AsyncIterator[Worker]:
+    async with Worker(product_client, task_queue=task_queue, workflows=[StandInCollection]) as running:
         yield running
 
 
 @pytest.fixture
-def starter(local_client: Client, task_queue: str) -> CollectionsStarter:
-    return CollectionsStarter(local_client, task_queue=task_queue, strategy=default_strategy())
+def starter(product_client: Client, task_queue: str) -> CollectionsStarter:
+    return CollectionsStarter(product_client, task_queue=task_queue, strategy=default_strategy())
 
 
 # -- starting ------------------------------------------------------------------------------------------------
