@@ -139,7 +139,9 @@ async def client(own_db_pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
     await cured_and_overdue_again(own_db_pool, "RD-5")
     app = create_app(SETTINGS, services=Services(own_db_pool, cast(CollectionsStarter, None)))
     username = f"collector-{uuid.uuid4().hex[:8]}"
-    await create_user(own_db_pool, username, PASSWORD, role="collector", display_name="C", locale="en")
+    await create_user(  # the loans are in segment "standard", the hand-made task in pool "default"
+        own_db_pool, username, PASSWORD, role="collector", locale="en", pools=("default", "standard")
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as http:
