@@ -22,11 +22,14 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from privacy.keyring import DEFAULT_KEY_CACHE_SECONDS, KEY_BYTES, KeyProvider
 
 # A pool, or how to open one on first need (the CLI opens its database only when a loan key is needed).
 PoolSource: TypeAlias = asyncpg.Pool | Callable[[], Awaitable[asyncpg.Pool]]
+# What destroy_loan_key runs on: a pool, or a connection (to destroy inside the caller's transaction).
+Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 
 
 class CodecError(RuntimeError):
@@ -129,15 +132,15 @@ class DataKeyStore:
                 secrets.token_bytes(KEY_BYTES), wrap_context(data_key_id)
             )
             # Two processes may create the loan's first key at once: the first insert wins, both use it.
-            await pool.execute(
+            row = await pool.fetchrow(
                 "INSERT INTO loan_data_keys (loan_id, data_key_id, wrapped_key, master_key_id) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT (loan_id) DO NOTHING",
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (loan_id) DO NOTHING "
+                "RETURNING loan_id, data_key_id, wrapped_key, master_key_id, destroyed_at",
                 loan_id,
                 data_key_id,
                 wrapped,
                 master_key_id,
-            )
-            row = await pool.fetchrow(_SELECT_BY_LOAN, loan_id)
+            ) or await pool.fetchrow(_SELECT_BY_LOAN, loan_id)  # the other insert won: use its key
             if row is None:  # deleted between the two statements (an erasure racing the first write)
                 raise DataKeyUnavailable("the loan's data key vanished while being created; retry")
         key = await self._unwrap(row)
@@ -187,12 +190,14 @@ _SELECT_BY_LOAN = (
 )
 
 
-async def destroy_loan_key(pool: asyncpg.Pool, loan_id: str) -> bool:
+async def destroy_loan_key(pool: Executor, loan_id: str) -> bool:
     """Erase the loan's data key: its payloads in Temporal become unreadable (here at once, elsewhere within
     the cache TTL). Returns True when a live key was destroyed, False when there was none to destroy.
 
     A loan that never had a key gets a destroyed row too, so nothing can be encrypted for it afterwards.
-    Terminate or cancel the loan's workflows before: their next payloads could not be encrypted.
+    Terminate or cancel the loan's workflows before: their next payloads could not be encrypted. Given a
+    connection inside a transaction, the key goes with the transaction; this process's caches are evicted at
+    once either way (a rolled-back destroy only costs a re-read).
     """
     row = await pool.fetchrow(
         """

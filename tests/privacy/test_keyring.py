@@ -126,6 +126,12 @@ async def test_rewrap_moves_data_keys_to_the_active_key_and_payloads_still_open(
     assert row is not None and row["master_key_id"] == "k2"
     k2_only = KeyRing(active="k2", keys={"k2": rotated.keys["k2"]})  # k1 retired: the loan still opens
     assert await EncryptionCodec(k2_only, db_pool).decode([encoded]) == [plain]
+    # A loan first seen after the rotation gets its data key wrapped under k2 straight away.
+    new_loan = f"NEW-{uuid.uuid4().hex[:8]}"
+    new_context = WorkflowSerializationContext(namespace="default", workflow_id=f"collection-{new_loan}")
+    await EncryptionCodec(rotated, db_pool).with_context(new_context).encode([plain])
+    row = await db_pool.fetchrow("SELECT master_key_id FROM loan_data_keys WHERE loan_id = $1", new_loan)
+    assert row is not None and row["master_key_id"] == "k2"
 
 
 async def test_connect_without_keys_is_one_clear_line(local_env: WorkflowEnvironment, tmp_path: Path) -> None:
