@@ -129,12 +129,18 @@ async def page(context: BrowserContext) -> Page:
 
 # -- users and loans -----------------------------------------------------------------------------------------
 
+# Pools bind collectors to loans (admin/access.py): the loans of these tests are in segment "standard",
+# their hand-made tasks in pool "default".
+TEST_POOLS = ("default", "standard")
+
 
 @pytest.fixture
 def make_user(db_pool: asyncpg.Pool) -> MakeUser:
     async def make(role: str, locale: Locale = "en") -> User:
         name = f"{role}-{uuid.uuid4().hex[:8]}"
-        return await create_user(db_pool, name, PASSWORD, role=role, display_name=name.title(), locale=locale)
+        return await create_user(
+            db_pool, name, PASSWORD, role=role, display_name=name.title(), locale=locale, pools=TEST_POOLS
+        )
 
     return make
 
