@@ -59,8 +59,8 @@ def loan_of(workflow_id: str | None) -> str | None:
 
 
 def _associated_data(metadata: dict[str, bytes]) -> bytes:
-    bound = [f"{name}={metadata[name].decode()}" for name in _BOUND if name in metadata]
-    return ("overdue/payload/v1\n" + "\n".join(bound)).encode()
+    bound = [name.encode() + b"=" + metadata[name] for name in _BOUND if name in metadata]
+    return b"overdue/payload/v1\n" + b"\n".join(bound)
 
 
 class EncryptionCodec(PayloadCodec, WithSerializationContext):

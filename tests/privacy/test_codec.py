@@ -182,3 +182,18 @@ def test_keyring_json_round_trip() -> None:
     ring = KeyRing.generate("k1").rotated()
     again = KeyRing.parse(ring.to_json(), "test")
     assert again == ring and base64.b64decode(json.loads(ring.to_json())["keys"]["k2"]) == ring.keys["k2"]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ({"encoding": ENCODING}, "names no key"),
+        ({"encoding": ENCODING, "data-key-id": b"L-1"}, "data-key-id is not a uuid"),
+        ({"encoding": ENCODING, "encryption-key-id": b"\xff"}, "failed authentication"),
+    ],
+)
+async def test_malformed_encrypted_payloads_are_refused_clearly(
+    metadata: dict[str, bytes], message: str
+) -> None:
+    with pytest.raises(CodecError, match=message):
+        await EncryptionCodec(KeyRing.generate()).decode([Payload(metadata=metadata, data=bytes(40))])
