@@ -12,7 +12,11 @@ Modes alternate loan by loan, so a slow moment of the shared machine hits both a
     dossier   one status query, as the admin UI's dossier page makes it (data key cached)
     history   fetch the whole history and decode every payload in it through the client's converter, as the
               Web UI's codec server does
+    aged history   the same decode on loans aged first (`--aged` loans per mode run on the demo time scale
+              for `--age-seconds`, both modes at once): weeks of steps, so dozens of payloads per history
     codec     encode + decode of one CollectionInput-sized payload, the codec alone (no I/O)
+
+"payloads" in the JSON is how many payloads each history decode handled (a count, not ms).
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ from stack.worker_runtime import build_worker
 from starter.api import CollectionsStarter
 
 MODES = ("off", "on")
-MEASURES = ("start", "dossier", "history", "codec")
+MEASURES = ("start", "dossier", "history", "aged history", "codec")
+AGED_DAY_SECONDS = 0.2  # demo time scale of the aged loans: 5 collections days per real second
 
 
 def _loan(number: int) -> Loan:
@@ -118,7 +123,7 @@ async def _measure(
         await starter.status(loan.loan_id)
 
     async def history() -> None:
-        await _decode_history(client, loan.loan_id)
+        into.setdefault("payloads", []).append(await _decode_history(client, loan.loan_id))
 
     await _timed(into["start"], start)
     await _timed(into["dossier"], dossier)
@@ -135,7 +140,32 @@ async def _codec_once(codec: EncryptionCodec | None, payload: Payload, samples: 
     samples.append((time.perf_counter() - started) * 1000)
 
 
-async def run(loans: int, database_url: str | None) -> dict[str, dict[str, list[float]]]:
+async def _age(
+    clients: dict[str, Client], queues: dict[str, str], count: int, seconds: float
+) -> dict[str, list[str]]:
+    """Start `count` loans per mode on the demo time scale, let them run, stop them: long histories."""
+    aged: dict[str, list[str]] = {m: [] for m in MODES}
+    starters = {
+        m: CollectionsStarter(
+            clients[m], task_queue=queues[m], strategy=default_strategy(), demo_day_seconds=AGED_DAY_SECONDS
+        )
+        for m in MODES
+    }
+    for number in range(count):
+        for mode in MODES:
+            loan = _loan(1000 + number)
+            await starters[mode].start_loan(loan)
+            aged[mode].append(loan.loan_id)
+    await asyncio.sleep(seconds)
+    for mode in MODES:
+        for loan_id in aged[mode]:
+            await starters[mode].handle(loan_id).terminate("benchmark: aged")
+    return aged
+
+
+async def run(
+    loans: int, database_url: str | None, aged: int = 5, age_seconds: float = 6.0
+) -> dict[str, dict[str, list[float]]]:
     samples: dict[str, dict[str, list[float]]] = {m: {k: [] for k in MEASURES} for m in MODES}
     state = Path(tempfile.mkdtemp(prefix="overdue-bench-enc-"))
     temporal = TemporalDevServer(state, port=free_port(), ui_port=free_port(), headless=True)
@@ -166,6 +196,16 @@ async def run(loans: int, database_url: str | None) -> dict[str, dict[str, list[
                     WorkflowSerializationContext(namespace="default", workflow_id="collection-BENCH-CODEC")
                 )
                 try:
+                    aged_loans = await _age(clients, queues, aged, age_seconds) if aged else {}
+                    for number in range(aged):
+                        for mode in MODES if number % 2 else reversed(MODES):
+                            loan_id = aged_loans[mode][number]
+
+                            async def read(mode: str = mode, loan_id: str = loan_id) -> None:
+                                payloads = await _decode_history(clients[mode], loan_id)
+                                samples[mode].setdefault("aged payloads", []).append(payloads)
+
+                            await _timed(samples[mode]["aged history"], read)
                     for number in range(loans + 1):  # loan 0 of each mode warms up, not counted
                         for mode in MODES if number % 2 else reversed(MODES):
                             into = samples[mode] if number else {k: [] for k in MEASURES}
@@ -217,19 +257,31 @@ def table(figures: dict[str, dict[str, dict[str, float]]]) -> str:
             continue
         cells = [f"{f['min']:.1f} / {f['median']:.1f} / {f['max']:.1f}" for f in (off, on)]
         lines.append(f"| {measure} | {cells[0]} | {cells[1]} | {on['median'] - off['median']:+.1f} |")
+    for name in ("payloads", "aged payloads"):
+        if name in figures["on"]:
+            lines.append(f"{name} per history (median): {figures['on'][name]['median']:g}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.encryption", description=__doc__.split("\n\n")[0])
     parser.add_argument("--loans", type=int, default=20, help="loans per mode (default 20)")
+    parser.add_argument("--aged", type=int, default=5, help="aged loans per mode (default 5; 0: none)")
+    parser.add_argument("--age-seconds", type=float, default=6.0, help="how long they run (default 6)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     parser.add_argument("--database-url", help="an existing database (migrated; rows are added to it)")
     args = parser.parse_args(argv)
     if args.loans < 1:
         parser.error("--loans: must be at least 1")
-    figures = summary(asyncio.run(run(args.loans, args.database_url)))
-    document = {"date": date.today().isoformat(), "loans_per_mode": args.loans, "figures": figures}
+    if args.aged < 0 or args.age_seconds <= 0:
+        parser.error("--aged: must be 0 or more; --age-seconds: must be more than 0")
+    figures = summary(asyncio.run(run(args.loans, args.database_url, args.aged, args.age_seconds)))
+    document = {
+        "date": date.today().isoformat(),
+        "loans_per_mode": args.loans,
+        "aged_loans_per_mode": args.aged,
+        "figures": figures,
+    }
     text = json.dumps(document, indent=2)
     if args.json:
         args.json.write_text(text)
