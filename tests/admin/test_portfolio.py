@@ -18,10 +18,10 @@ import asyncpg
 import httpx
 import pytest_asyncio
 
+from admin.access import AccessSettings
 from admin.app import Services, create_app
 from admin.users import create_user
 from starter.api import CollectionsStarter
-from admin.access import AccessSettings
 from tests.admin.conftest import PASSWORD, SETTINGS, csrf_of, login
 
 # The segments of LOANS: the collector of `client` works all three.
@@ -121,7 +121,8 @@ async def found(client: httpx.AsyncClient, **params: str) -> list[str]:
 
 def page_form(html: str, label: str) -> dict[str, str] | None:
     """The hidden fields of the form whose button reads `label` (another page of a free-text search)."""
-    for form in re.findall(r'<form method="post" action="/portfolio" class="page-form".*?</form>', html, re.S):
+    forms = re.findall(r'<form method="post" action="/portfolio" class="page-form".*?</form>', html, re.S)
+    for form in forms:
         if f">{label}</button>" in form:
             return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
     return None
@@ -329,7 +330,8 @@ async def test_a_collector_finds_only_the_loans_of_their_pools(own_db_pool: asyn
     for role, pools in (("collector", ("high_risk",)), ("supervisor", ("high_risk",))):
         users[role] = f"{role}-{uuid.uuid4().hex[:8]}"
         await create_user(own_db_pool, users[role], PASSWORD, role=role, locale="en", pools=pools)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         await login(http, users["collector"])
         page = (await http.get("/portfolio", params={"status": "all"})).text
         assert loan_ids(page) == ["CN-0002"]
