@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 
 from admin.i18n import catalog
 from admin.queue import REFUSED_FOR_NOW_TEXT, REFUSED_UNTIL_TEXT
+from authority.signer import Actor
 from domain.holds import CeaseContact
 from domain.loan import Loan
 from starter.api import CollectionsStarter
@@ -187,7 +188,8 @@ async def test_a_visit_after_the_borrower_ceased_contact_is_refused_for_as_long_
 ) -> None:
     loan = await start_loan(hour=12)
     await starter.collector_action(
-        loan.loan_id, CEASE_CONTACT_UPDATE, CeaseContact(collector="li.na", note="asked in writing")
+        loan.loan_id, CEASE_CONTACT_UPDATE, CeaseContact(collector="li.na", note="asked in writing"),
+        actor=Actor("li.na", "collector"),
     )
     client = await collector_client(make_client, make_user)
     visit, _ = await add_task(db_pool, "default", loan_id=loan.loan_id, kind="visit", step_key="visit-1")
