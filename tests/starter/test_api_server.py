@@ -25,14 +25,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
-    import asyncpg  # passed through: the sandbox must never import a second copy of its C extension
-
     from authority import Actor
     from domain.loan import Loan, Payment
     from domain.promise import PromiseRequest, PromiseToPay
     from domain.strategy import default_strategy
-    from privacy.converter import data_converter
-    from privacy.keyring import KeyRing
     from starter.api import CollectionClosed, CollectionsStarter, PromiseRejected, UnknownLoan
     from tests.starter.samples import loan_record
     from workflows import search_attributes as sa
@@ -142,21 +138,8 @@ def new_loan(**changes: object) -> Loan:
 
 
 # The CLI encrypts payloads (privacy/): it, the worker and the starter here share a key ring and the database
-# holding the loans' data keys.
-RING = KeyRing.generate()
-
-
-@pytest.fixture(autouse=True)
-def _cli_encryption(monkeypatch: pytest.MonkeyPatch, migrated_db: str) -> None:
-    monkeypatch.setenv("OVERDUE_CODEC_KEYS", RING.to_json())
-    monkeypatch.setenv("DATABASE_URL", migrated_db)
-
-
-@pytest.fixture
-def product_client(local_client: Client, db_pool: asyncpg.Pool) -> Client:
-    config = local_client.config()
-    config["data_converter"] = data_converter(RING, db_pool)
-    return Client(**config)
+# holding the loans' data keys (tests/starter/conftest.py).
+pytestmark = pytest.mark.usefixtures("cli_encryption")
 
 
 @pytest_asyncio.fixture

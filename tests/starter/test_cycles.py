@@ -35,6 +35,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.messages import WORKFLOW_NAME, CollectionInput, workflow_id
 
+# The CLI subprocesses encrypt (connect()): the worker and starter here use the same key ring and database.
+pytestmark = pytest.mark.usefixtures("cli_encryption")
+
 
 @workflow.defn(name="LegalCaseStandIn")
 class OtherWorkflow:
@@ -46,16 +49,16 @@ class OtherWorkflow:
 
 
 @pytest_asyncio.fixture
-async def worker(local_client: Client, task_queue: str) -> AsyncIterator[Worker]:
+async def worker(product_client: Client, task_queue: str) -> AsyncIterator[Worker]:
     async with Worker(
-        local_client, task_queue=task_queue, workflows=[StandInCollection, OtherWorkflow]
+        product_client, task_queue=task_queue, workflows=[StandInCollection, OtherWorkflow]
     ) as running:
         yield running
 
 
 @pytest.fixture
-def starter(local_client: Client, task_queue: str) -> CollectionsStarter:
-    return CollectionsStarter(local_client, task_queue=task_queue, strategy=default_strategy())
+def starter(product_client: Client, task_queue: str) -> CollectionsStarter:
+    return CollectionsStarter(product_client, task_queue=task_queue, strategy=default_strategy())
 
 
 def cycle_of(loan_id: str, overdue_since: str) -> Loan:
