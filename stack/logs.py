@@ -6,13 +6,16 @@ Outside the workflow sandbox code logs with structlog; inside it, workflows use 
 replay-aware), and the SDK's `temporal_workflow` / `temporal_activity` extras become fields here.
 
 Never PII: a loan id, workflow id, stage or amount is fine; names, phone numbers, e-mail addresses and
-message texts are not. Nothing here logs activity arguments.
+message texts are not. Nothing here logs activity arguments, and exceptions are logged by type and place
+only (`_exception_without_message`): the SDK logs every failed activity with its exception, and a message may
+echo personal data (a provider refusing a recipient, a database error quoting a value).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +61,40 @@ def _temporal_extras(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutabl
     return event
 
 
+# How many innermost frames of an exception a log line names: enough to find the place, short enough to read.
+ERROR_FRAMES = 5
+
+
+def _exception_without_message(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Replace a logged exception by its type, its causes' types and its innermost frames: never its message.
+
+    The full failure, message included, reaches Temporal through the failure converter, which encrypts it
+    (privacy/converter.py), so an operator with the codec still reads it; the logs, read by more people and
+    kept elsewhere, get only what locates the fault.
+    """
+    exc_info = event.pop("exc_info", None)
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if not isinstance(exc_info, tuple) or exc_info[1] is None:
+        return event
+    error: BaseException = exc_info[1]
+    event["error_type"] = type(error).__qualname__
+    causes: list[str] = []
+    seen: set[int] = {id(error)}
+    cause = error.__cause__ or error.__context__
+    while cause is not None and id(cause) not in seen and len(causes) < ERROR_FRAMES:
+        seen.add(id(cause))
+        causes.append(type(cause).__qualname__)
+        cause = cause.__cause__ or cause.__context__
+    if causes:
+        event["error_causes"] = causes
+    frames = traceback.extract_tb(exc_info[2])[-ERROR_FRAMES:]
+    event["error_at"] = [f"{Path(frame.filename).name}:{frame.lineno} {frame.name}" for frame in frames]
+    return event
+
+
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -95,7 +132,7 @@ def configure_logging(
         processors=[
             _temporal_extras,
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
+            _exception_without_message,
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
     )
