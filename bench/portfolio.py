@@ -67,25 +67,33 @@ async def run(database: str, count: int, rounds: int, seed: bool) -> dict[str, l
                 await seed_portfolio(connection, count)
                 print(f"seeded {count:,} portfolio rows in {time.perf_counter() - started:.1f} s")
         username = f"bench-{uuid.uuid4().hex[:8]}"
-        await create_user(pool, username, PASSWORD, role="collector", display_name="Bench", locale="en")
+        # A supervisor: they see every pool (a collector would see only the pools given to them).
+        await create_user(pool, username, PASSWORD, role="supervisor", display_name="Bench", locale="en")
         settings = AdminSettings(secret_key="b" * 40)
         # The portfolio page never reaches a workflow: no Temporal client.
         app = create_app(settings, services=Services(pool, cast(CollectionsStarter, None)))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             await _login(client, username)
+            csrf = await _csrf_token(client)
             for params in [p for variants in KINDS.values() for p in variants]:  # warm up: plans, caches
-                await _get(client, params)
+                await _get(client, params, csrf)
             timings: dict[str, list[float]] = {kind: [] for kind in KINDS}
             for round_number in range(rounds):
                 for kind, variants in KINDS.items():
                     params = variants[round_number % len(variants)]
                     started = time.perf_counter()
-                    await _get(client, params)
+                    await _get(client, params, csrf)
                     timings[kind].append((time.perf_counter() - started) * 1000)
         return timings
     finally:
         await pool.close()
+
+
+async def _csrf_token(client: httpx.AsyncClient) -> str:
+    """The session's CSRF token, read from a page (it is bound to the session)."""
+    page = await client.get("/portfolio")
+    return page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
 
 
 async def _login(client: httpx.AsyncClient, username: str) -> None:
@@ -98,8 +106,13 @@ async def _login(client: httpx.AsyncClient, username: str) -> None:
         raise RuntimeError(f"login failed: {response.status_code}")
 
 
-async def _get(client: httpx.AsyncClient, params: dict[str, str]) -> None:
-    response = await client.get("/portfolio", params=params)
+async def _get(client: httpx.AsyncClient, params: dict[str, str], csrf: str) -> None:
+    """One portfolio page: free text (a name or loan id) is posted, as the search form does, never in the
+    address; the other filters are a GET."""
+    if "q" in params:
+        response = await client.post("/portfolio", data={**params, "csrf_token": csrf})
+    else:
+        response = await client.get("/portfolio", params=params)
     if response.status_code != 200:
         raise RuntimeError(f"/portfolio {params}: {response.status_code}")
 

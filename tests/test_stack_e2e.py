@@ -23,6 +23,7 @@ from privacy.keyring import KeyRing
 from stack.embedded import EmbeddedPostgres, TemporalDevServer, free_port
 from stack.migrate import apply_migrations
 from stack.settings import ROOT
+from tests.authority.keys import SIGNING_KEYS_JSON, TEST_RING
 
 AMOUNT = 123_450  # CNY 1,234.50, the whole debt: a payment of it pays the loan off
 
@@ -70,6 +71,9 @@ async def test_start_pay_status_through_the_cli_against_the_embedded_stack(tmp_p
             # that holds the loan's data key.
             "OVERDUE_CODEC_KEYS": KeyRing.generate().to_json(),
             "DATABASE_URL": postgres.url,
+            # Payments are signed (authority/): the CLI signs as servicing, the worker trusts the test keys.
+            "OVERDUE_SIGNING_KEY": SIGNING_KEYS_JSON,
+            "OVERDUE_TRUSTED_KEYS": json.dumps(TEST_RING.to_json()),
         }
         with worker_log.open("wb") as log:
             worker = await asyncio.create_subprocess_exec(

@@ -25,6 +25,8 @@ from activities.agency import (
 from activities.db import create_pool
 from domain.loan import Loan
 from domain.strategy import default_strategy
+from privacy.converter import data_converter
+from privacy.keyring import KeyRing
 from stack.settings import Settings
 from starter import agencies_cli
 from starter.api import CollectionsStarter
@@ -256,12 +258,26 @@ def test_cli_check_validates_a_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "agencies[0 id=x].commission_bps: Field required" in capsys.readouterr().err
 
 
-async def test_contacts_come_from_the_loans_workflow(local_client: Client, task_queue: str) -> None:
+async def test_contacts_come_from_the_loans_workflow(
+    local_client: Client,
+    task_queue: str,
+    db_pool: asyncpg.Pool,
+    migrated_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The loan's input is encrypted (privacy/): the export's client decrypts it with the same key ring and the
+    # database holding the loan's data key, as the CLI beside a running product does.
+    ring = KeyRing.generate()
+    monkeypatch.setenv("OVERDUE_CODEC_KEYS", ring.to_json())
+    monkeypatch.setenv("DATABASE_URL", migrated_db)
+    config = local_client.config()
+    config["data_converter"] = data_converter(ring, db_pool)
+    product_client = Client(**config)
     loan = Loan.model_validate(loan_record(f"T-{uuid.uuid4().hex[:12]}"))
-    starter = CollectionsStarter(local_client, task_queue=task_queue, strategy=default_strategy())
+    starter = CollectionsStarter(product_client, task_queue=task_queue, strategy=default_strategy())
     await starter.start_loan(loan)  # no worker: the started event is all the lookup reads
     address = local_client.service_client.config.target_host
-    settings = Settings.model_validate({"TEMPORAL_ADDRESS": address})
+    settings = Settings.model_validate({"TEMPORAL_ADDRESS": address, "DATABASE_URL": migrated_db})
     try:
         lookup = await agencies_cli.temporal_contacts(settings)
         found = await lookup(loan.loan_id)
