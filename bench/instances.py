@@ -1,0 +1,58 @@
+"""Workflow-instance creation cost in the sandbox: `python -m bench.instances [--n 200] [--precompile]`.
+
+Each new (or evicted and replayed) workflow re-imports its workflow module inside the sandbox; this times that
+creation the way the worker does it (`SandboxedWorkflowRunner.prepare_workflow`), per workflow class, and
+prints JSON. Run it with PYTHONDONTWRITEBYTECODE=1 and no `__pycache__` under workflows/ to see the cost the
+worker paid before it precompiled (stack.worker_runtime.precompile), and with --precompile to see it after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+
+from temporalio import workflow
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+
+async def measure(n: int) -> dict[str, dict[str, float]]:
+    from workflows.registry import WORKFLOWS
+
+    runner = SandboxedWorkflowRunner()
+    figures: dict[str, dict[str, float]] = {}
+    for cls in WORKFLOWS:
+        defn = workflow._Definition.must_from_class(cls)
+        samples: list[float] = []
+        for _ in range(n):
+            started = time.perf_counter()
+            runner.prepare_workflow(defn)
+            samples.append((time.perf_counter() - started) * 1000)
+        figures[defn.name or cls.__name__] = {
+            "min_ms": round(min(samples), 3),
+            "median_ms": round(statistics.median(samples), 3),
+            "max_ms": round(max(samples), 3),
+        }
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--precompile", action="store_true")
+    args = parser.parse_args()
+    if args.precompile:
+        from stack.worker_runtime import precompile
+
+        precompile()
+    print(
+        json.dumps(
+            {"n": args.n, "precompiled": args.precompile, "instances": asyncio.run(measure(args.n))}, indent=2
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
