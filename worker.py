@@ -3,17 +3,19 @@
 Production runs several of these against a Temporal cluster and PostgreSQL (TEMPORAL_ADDRESS, DATABASE_URL;
 see deploy/). Without DATABASE_URL it uses the embedded PostgreSQL in OVERDUE_STATE_DIR/pgdata (starting it
 if `make run` has not), and without TEMPORAL_ADDRESS it connects to localhost:7233 — e.g. a second worker
-beside `make run`. SIGTERM / SIGINT stop it gracefully: no new tasks, in-flight activities get time to finish.
+beside `make run`. SIGTERM / SIGINT stop it gracefully: no new tasks, in-flight activities get time to
+finish; past OVERDUE_WORKER_STOP_GRACE_SECONDS (15) it exits anyway (code 1), logging what it abandoned.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 
 from stack.embedded import EmbeddedPostgres, redact_url
 from stack.logs import configure_logging, get_logger
-from stack.process import exit_process
+from stack.process import ShutdownSettings, abandon_after, exit_process, pending_tasks
 from stack.settings import Settings
 from stack.worker_runtime import install_metrics_runtime, run_worker
 
@@ -28,8 +30,17 @@ async def main(settings: Settings) -> int:
     metrics = install_metrics_runtime(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    grace = ShutdownSettings().worker_stop_grace_seconds
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            # Bounded: a hung dependency (frozen PostgreSQL) would otherwise hold the exit for ever.
+            abandon_after(grace, functools.partial(pending_tasks, loop), log)
+            log.info("worker stopping", grace_seconds=grace)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
 
     embedded: EmbeddedPostgres | None = None
     database_url = settings.database_url

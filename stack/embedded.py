@@ -111,6 +111,14 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def _alive(proc: psutil.Process) -> bool:
+    """Running and not a zombie (a killed child of someone else that is not reaped yet is dead to us)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
@@ -305,6 +313,17 @@ class TemporalDevServer:
                 )
         return True
 
+    def exited(self) -> str | None:
+        """None while the server we started (or adopted) runs; else how it ended, e.g. "exit code -9".
+
+        Polling reaps our child: a server killed from outside no longer lingers as a zombie."""
+        if self._proc is not None:
+            code = self._proc.poll()
+            return None if code is None else f"exit code {code}"
+        if self._adopted is not None:
+            return None if _alive(self._adopted) else "gone"
+        return None
+
     async def stop(self, grace: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds. Safe to call twice."""
         proc, adopted = self._proc, self._adopted
@@ -365,6 +384,19 @@ class EmbeddedPostgres:
         except (AssertionError, ValueError, OSError):  # file being written
             return False
         return info is not None and info.is_running()
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        return self._postmaster_pid
+
+    def exited(self) -> str | None:
+        """None while the postmaster this handle started or attached to runs; else "gone"."""
+        if self._server is None or self._postmaster_pid is None:
+            return None
+        try:
+            return None if _alive(psutil.Process(self._postmaster_pid)) else "gone"
+        except psutil.NoSuchProcess:
+            return "gone"
 
     @property
     def admin_url(self) -> str:

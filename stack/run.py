@@ -37,6 +37,7 @@ from stack.embedded import (
     resolve_temporal,
 )
 from stack.logs import configure_logging, get_logger
+from stack.process import ShutdownSettings
 from stack.settings import ROOT, Settings
 from stack.worker_runtime import install_metrics_runtime, run_worker
 
@@ -65,6 +66,12 @@ class StackError(RuntimeError):
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _elapsed_since_process_start() -> float:
@@ -256,6 +263,31 @@ async def _first_of(*waitables: asyncio.Task[Any] | asyncio.Event) -> None:
                 waiter.cancel()
 
 
+# How often `make run` checks that its embedded servers are still there.
+WATCH_INTERVAL = 1.0
+
+
+async def watch_servers(
+    temporal: ResolvedTemporal, database: ResolvedDatabase, interval: float = WATCH_INTERVAL
+) -> str:
+    """Return (a sentence naming it) once an embedded server this run owns has died; never otherwise.
+
+    Without it, a Temporal or PostgreSQL killed from outside left `make run` up and useless: the worker
+    retries for ever and the killed child stays a zombie."""
+    servers: list[tuple[str, Any]] = []
+    if temporal.server is not None:
+        servers.append(("Temporal dev server", temporal.server))
+    if database.server is not None:
+        servers.append(("PostgreSQL", database.server))
+    while True:
+        for name, server in servers:
+            how = server.exited()
+            if how is not None:
+                pid = getattr(server, "pid", None) or getattr(server, "postmaster_pid", None)
+                return f"the embedded {name} (pid {pid}) died ({how}): stopping everything else"
+        await asyncio.sleep(interval)
+
+
 async def serve(settings: StackSettings) -> int:
     from activities.db import create_pool
     from privacy.keyring import ensure_dev_keyring
@@ -349,12 +381,18 @@ async def serve(settings: StackSettings) -> int:
         # --- end agencies
 
         worker = asyncio.create_task(run_worker(worker_settings, client, pool, stop), name="worker")
+        watcher = asyncio.create_task(watch_servers(temporal, database), name="server-watch")
+        cleanups.append(("server watch", functools.partial(_cancel, watcher)))
 
         async def stop_worker() -> None:
             stop.set()
-            # A worker that died was reported already; here only its shutdown matters.
+            # A worker that died was reported already; here only its shutdown matters, and it is bounded:
+            # with a server gone or frozen it could wait for ever (then Temporal and PostgreSQL still stop).
+            grace = ShutdownSettings().worker_stop_grace_seconds
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await worker
+                await asyncio.wait_for(asyncio.shield(worker), grace)
+            if not worker.done():
+                log.error("worker stop grace expired: abandoning it", grace_seconds=grace)
 
         cleanups.append(("worker", stop_worker))
 
@@ -366,7 +404,7 @@ async def serve(settings: StackSettings) -> int:
         if settings.demo_loans > 0:
             _say(f"Loading the demo portfolio ({settings.demo_loans} loans, seed {settings.demo_seed})...")
             loading = asyncio.create_task(_timed(timings, "demo portfolio", _load_demo(settings, client)))
-            await _first_of(loading, worker, stop)
+            await _first_of(loading, worker, stop, watcher)
             if not loading.done():  # Ctrl-C while loading, or the worker died
                 loading.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -374,11 +412,15 @@ async def serve(settings: StackSettings) -> int:
             else:
                 demo = loading.result()
 
-        if not stop.is_set() and not worker.done():
+        if not stop.is_set() and not worker.done() and not watcher.done():
             ready_after = _elapsed_since_process_start()
             _say(banner(settings, temporal, database, demo, timings, ready_after, log_file, channels))
             log.info("ready", ready_seconds=round(ready_after, 2), **timings)
-            await _first_of(worker, stop)
+            await _first_of(worker, stop, watcher)
+        if watcher.done() and not stop.is_set():
+            died = watcher.result()
+            log.error("embedded server died", what=died)
+            raise StackError(died)
         if worker.done() and not stop.is_set():
             worker.result()  # raises what killed it
             raise StackError("the worker stopped on its own")
