@@ -23,6 +23,7 @@ from activities import contracts, dead_letters
 from activities.contracts import JOURNAL_DATA, JournalBatch, JournalEntry, JournalKind, JournalReceipt
 from activities.db import Connection
 from activities.errors import rejected_data_is_permanent
+from observability import journal as business_metrics
 
 log = structlog.get_logger("overdue.activities")
 
@@ -108,12 +109,18 @@ class Journal:
         Temporal retries the batch, which writes each key once whatever the earlier attempts did.
         """
         outcomes: Counter[str] = Counter()
+        # What the metrics count: entries stored for the first time, and duplicates (retries, by kind only).
+        fresh: list[tuple[JournalEntry, str]] = []
         if batch.entries or batch.snapshot is not None:
             async with self._pool.acquire() as connection, connection.transaction():
                 for entry in batch.entries:
-                    outcomes[await _write(connection, entry)] += 1
+                    outcome, first_time = await _write(connection, entry)
+                    outcomes[outcome] += 1
+                    if first_time or outcome == "duplicate":
+                        fresh.append((entry, outcome))
                 if batch.snapshot is not None:
                     await _snapshot(connection, batch.snapshot)
+        business_metrics.count_committed(fresh)  # after the commit: a rolled-back batch counts nothing
         written, duplicates, dead = outcomes["written"], outcomes["duplicate"], outcomes["dead_lettered"]
         log.info(
             "journal_recorded",
@@ -147,8 +154,9 @@ def _database_reason(error: BaseException, entry: JournalEntry) -> str:
     return f"rejected by the database: {detail}{state} (kind {entry.kind!r})"
 
 
-async def _write(connection: Connection, entry: JournalEntry) -> str:
-    """Write one entry: 'written', 'duplicate' (its key is stored for its loan) or 'dead_lettered'."""
+async def _write(connection: Connection, entry: JournalEntry) -> tuple[str, bool]:
+    """Write one entry: 'written', 'duplicate' (its key is stored for its loan) or 'dead_lettered', and
+    whether this call stored it (False for a duplicate, and for a dead letter kept by an earlier attempt)."""
     columns, reason = _check(entry)
     if columns is not None:
         try:
@@ -159,12 +167,11 @@ async def _write(connection: Connection, entry: JournalEntry) -> str:
             reason = _database_reason(error, entry)
         else:
             if stored_loan is None:
-                return "written"
+                return "written", True
             if stored_loan == entry.loan_id:
-                return "duplicate"
+                return "duplicate", False
             reason = "idempotency_key: already used by another loan's journal entry"
-    await dead_letters.keep(connection, entry, reason)
-    return "dead_lettered"
+    return "dead_lettered", await dead_letters.keep(connection, entry, reason)
 
 
 async def _insert(connection: Connection, entry: JournalEntry, columns: dict[str, Any]) -> str | None:
