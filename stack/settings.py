@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,34 @@ class Settings(BaseSettings):
     temporal_tls: bool = Field(
         default=False, validation_alias=AliasChoices("TEMPORAL_TLS", "OVERDUE_TEMPORAL_TLS")
     )
+    # TLS to a frontend with a private CA, and mTLS (README "Connecting to Temporal"). The names are the
+    # `temporal` CLI's own, so one environment serves the product and the CLI of the release jobs. Any of
+    # them turns TLS on; starter.connect.tls_config reads the files and names the setting that is wrong.
+    temporal_tls_server_ca_cert_path: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "TEMPORAL_TLS_SERVER_CA_CERT_PATH", "OVERDUE_TEMPORAL_TLS_SERVER_CA_CERT_PATH"
+        ),
+        description="PEM bundle of the CA(s) that signed the frontend's certificate; unset: system roots",
+    )
+    temporal_tls_client_cert_path: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "TEMPORAL_TLS_CLIENT_CERT_PATH", "OVERDUE_TEMPORAL_TLS_CLIENT_CERT_PATH"
+        ),
+        description="PEM client certificate (chain) for mTLS; needs TEMPORAL_TLS_CLIENT_KEY_PATH",
+    )
+    temporal_tls_client_key_path: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_TLS_CLIENT_KEY_PATH", "OVERDUE_TEMPORAL_TLS_CLIENT_KEY_PATH"),
+        description="PEM private key of the client certificate (mTLS)",
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None,
+        min_length=1,
+        validation_alias=AliasChoices("TEMPORAL_TLS_SERVER_NAME", "OVERDUE_TEMPORAL_TLS_SERVER_NAME"),
+        description="the name the frontend's certificate carries, when it is not the host dialled",
+    )
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "OVERDUE_DATABASE_URL")
     )
@@ -49,6 +78,26 @@ class Settings(BaseSettings):
     max_concurrent_workflow_tasks: int = Field(default=50, ge=1)
     db_pool_max: int = Field(default=10, ge=1)
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # Worker Versioning (stack/versioning.py; README "Connecting to Temporal"). Off while the deployment name
+    # is unset: the worker polls unversioned, as `make run` and the tests do.
+    worker_deployment_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^/\s]+$",  # the server joins name and build id with a "." in the canonical version
+        description="the Worker Deployment this worker belongs to; unset: unversioned worker",
+    )
+    worker_build_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\s]+$",
+        description="this worker's build; unset: the package version + a hash of the workflow code",
+    )
+    worker_versioning_behavior: Literal["pinned", "auto_upgrade"] = Field(
+        default="pinned",
+        description="for workflows that do not declare one: pinned runs finish on the build they started on",
+    )
     log_level: str = "INFO"
 
     @property
