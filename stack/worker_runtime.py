@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 
 from stack.logs import LogContextInterceptor, get_logger
 from stack.settings import Settings
+from stack.versioning import deployment_config
 
 if TYPE_CHECKING:
     from activities.agency import AgencyAdapter
@@ -114,7 +115,13 @@ def build_worker(
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         interceptors=[LogContextInterceptor()],
+        deployment_config=deployment_config(settings),  # None: unversioned (stack/versioning.py)
     )
+
+
+def _version_label(worker: Worker) -> str | None:
+    config = worker.config().get("deployment_config")
+    return config.version.to_canonical_string() if config else None
 
 
 async def run_worker(settings: Settings, client: Client, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
@@ -135,6 +142,7 @@ async def run_worker(settings: Settings, client: Client, pool: asyncpg.Pool, sto
         max_concurrent_activities=settings.max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         delivering=channels.channels,
+        deployment_version=_version_label(worker),
     )
     running = asyncio.create_task(worker.run(), name="temporal-worker")
     stopping = asyncio.create_task(stop.wait(), name="worker-stop-signal")
