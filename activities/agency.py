@@ -47,6 +47,7 @@ from activities.errors import (
 )
 from domain.agencies import FILE_ENDPOINT, AgencyBook, AgencyConfig, load_agencies
 from domain.loan import CURRENCIES
+from observability import activity_metrics
 from stack.settings import Settings
 
 log = structlog.get_logger("overdue.agencies")
@@ -115,6 +116,7 @@ class DatabaseAgencyAdapter:
             duplicate = row is not None
             if row is None:
                 row, duplicate = await _assign(connection, request)
+                activity_metrics.placed(request, first_time=not duplicate)
             require_same_loan(row["loan_id"], request.loan_id, request.idempotency_key, "agency placement")
             agency = await connection.fetchrow(
                 "SELECT id, name, endpoint FROM agencies WHERE id = $1", row["agency_id"]
@@ -193,6 +195,7 @@ class DatabaseAgencyAdapter:
                 updated = await connection.fetchrow(
                     _RECALL, placement_id, request.loan_id, request.reason, request.idempotency_key
                 )
+                activity_metrics.recalled(request, first_time=updated is not None)
             except asyncpg.UniqueViolationError as error:
                 raise permanent(
                     contracts.IDEMPOTENCY_KEY_CONFLICT,

@@ -49,6 +49,7 @@ from activities.contracts import (
     ValidationNoticeRequest,
 )
 from activities.messaging import DEFAULT_PAY_URL, ChannelAdapter, OutboxAdapter, TemplateCatalogue
+from observability import activity_metrics
 
 log = structlog.get_logger("overdue.activities")
 
@@ -188,6 +189,7 @@ class CollectionActivities:
     @activity.defn(name=contracts.GENERATE_LAWYER_LETTER)
     async def generate_lawyer_letter(self, request: LawyerLetterRequest) -> LawyerLetterReceipt:
         receipt = await legal.generate_lawyer_letter(self._pool, request)
+        activity_metrics.document_stored("lawyer_letter", first_time=not receipt.duplicate)
         log.info(
             "lawyer_letter_stored",
             **_context(request.loan_id),
@@ -201,6 +203,7 @@ class CollectionActivities:
     @activity.defn(name=contracts.GENERATE_VALIDATION_NOTICE)
     async def generate_validation_notice(self, request: ValidationNoticeRequest) -> ValidationNoticeReceipt:
         receipt = await validation_notice.generate_validation_notice(self._pool, request)
+        activity_metrics.document_stored("validation_notice", first_time=not receipt.duplicate)
         log.info(
             "validation_notice_stored",
             **_context(request.loan_id),
@@ -214,6 +217,7 @@ class CollectionActivities:
     @activity.defn(name=contracts.REFER_TO_LITIGATION)
     async def refer_to_litigation(self, request: LitigationReferralRequest) -> LitigationReferralReceipt:
         receipt = await legal.refer_to_litigation(self._pool, request)
+        activity_metrics.referred(request, first_time=not receipt.duplicate)
         log.info(
             "referred_to_litigation",
             **_context(request.loan_id),

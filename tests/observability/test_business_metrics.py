@@ -29,32 +29,10 @@ from activities.contracts import (
 from activities.journal import Journal
 from domain.text import E164, EMAIL
 from observability.labels import LABEL_VALUES, OTHER
-from observability.metrics import REGISTRY
+from tests.observability.registry import delta, one, samples
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 PII = ("Zhang Wei", "+8613800138000", "wei.zhang@example.cn", "12 Garden Road")
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def samples() -> Samples:
-    """Every sample of the business registry: (name, sorted labels) -> value."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for metric in REGISTRY.collect()
-        for sample in metric.samples
-        if not sample.name.endswith("_created")
-    }
-
-
-def delta(before: Samples, after: Samples) -> Samples:
-    return {
-        key: value - before.get(key, 0.0) for key, value in after.items() if value != before.get(key, 0.0)
-    }
-
-
-def one(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return (name, tuple(sorted(labels.items())))
 
 
 def _entries(loan_id: str) -> list[JournalEntry]:
