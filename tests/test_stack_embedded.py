@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import psutil
 import pytest
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
@@ -103,3 +106,22 @@ async def test_embedded_postgres_stops_and_keeps_its_data(pg_base: Path) -> None
     finally:
         await again.stop()
     assert not again.running
+
+
+async def test_dev_server_killed_from_outside_is_reported_and_reaped(tmp_path: Path) -> None:
+    server = TemporalDevServer(tmp_path, port=free_port(), headless=True)
+    await server.start()
+    try:
+        assert server.exited() is None
+        pid = server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(50):
+            if server.exited() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert server.exited() == f"exit code {-signal.SIGKILL}"
+        # exited() reaped it: no zombie child left.
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    finally:
+        await server.stop()
