@@ -89,6 +89,11 @@ class PortfolioSnapshot(_Contract):
     clock_speed: float = Field(default=1.0, ge=1.0)
     as_of: datetime = Field(description="collections time of the snapshot; an older one never replaces it")
     cycle: date | None = Field(default=None, description="overdue_since of the collection cycle")
+    wake_at: datetime | None = Field(
+        default=None,
+        description="collections time of the timer the workflow waits on next (None: only a signal wakes "
+        "it); the stuck-loans gauge (observability/stuck.py) reads it",
+    )
 
 
 class JournalBatch(_Contract):

@@ -64,7 +64,7 @@ litigation_referrals = _counter(
 stuck_loans = Gauge(
     "overdue_stuck_loans",
     "Open loans whose workflow should have woken more than the grace period ago and has written nothing "
-    "since (observability/stuck.py); -1 when the last query failed.",
+    "since (observability/stuck.py).",
     labelnames=("stage",),
     registry=REGISTRY,
 )
