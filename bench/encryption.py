@@ -10,6 +10,8 @@ Modes alternate loan by loan, so a slow moment of the shared machine hits both a
 
     start     start_loan → the first status query answered (the first one creates the loan's data key)
     dossier   one status query, as the admin UI's dossier page makes it (data key cached)
+    page      the whole dossier page (GET /loans/ID) of the admin UI, logged in as a supervisor: the status
+              query above plus the page's database reads, read audit and rendering
     history   fetch the whole history and decode every payload in it through the client's converter, as the
               Web UI's codec server does
     aged history   the same decode on loans aged first (`--aged` loans per mode run on the demo time scale
@@ -35,6 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
@@ -42,6 +45,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, WorkflowSerializationContext
 
 from activities.db import create_pool
+from admin.app import create_app
+from admin.settings import AdminSettings
+from admin.users import create_user, generated_password
+from admin.web import Services
 from bench.seed_portfolio import migrated_database
 from domain.loan import Borrower, Loan
 from domain.strategy import default_strategy
@@ -54,7 +61,7 @@ from stack.worker_runtime import build_worker
 from starter.api import CollectionsStarter
 
 MODES = ("off", "on")
-MEASURES = ("start", "dossier", "history", "aged history", "codec")
+MEASURES = ("start", "dossier", "page", "history", "aged history", "codec")
 AGED_DAY_SECONDS = 0.2  # demo time scale of the aged loans: 5 collections days per real second
 
 
@@ -112,8 +119,26 @@ async def _decode_history(client: Client, loan_id: str) -> int:
     return len(payloads)
 
 
+async def _admin(pool: Any, starter: CollectionsStarter, username: str, password: str) -> httpx.AsyncClient:
+    """An HTTP client logged in to an admin UI whose loans are reached through `starter` (one mode)."""
+    app = create_app(AdminSettings(secret_key="e" * 40), services=Services(pool, starter))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
+    page = await client.get("/login")
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    answer = await client.post(
+        "/login", data={"csrf_token": token, "username": username, "password": password}
+    )
+    if answer.status_code != 303:
+        raise RuntimeError(f"admin login failed: {answer.status_code}")
+    return client
+
+
 async def _measure(
-    into: dict[str, list[float]], client: Client, starter: CollectionsStarter, loan: Loan
+    into: dict[str, list[float]],
+    client: Client,
+    starter: CollectionsStarter,
+    loan: Loan,
+    admin: httpx.AsyncClient,
 ) -> None:
     async def start() -> None:
         await starter.start_loan(loan)
@@ -122,11 +147,17 @@ async def _measure(
     async def dossier() -> None:
         await starter.status(loan.loan_id)
 
+    async def page() -> None:
+        answer = await admin.get(f"/loans/{loan.loan_id}")
+        if answer.status_code != 200:
+            raise RuntimeError(f"dossier page of {loan.loan_id}: {answer.status_code}")
+
     async def history() -> None:
         into.setdefault("payloads", []).append(await _decode_history(client, loan.loan_id))
 
     await _timed(into["start"], start)
     await _timed(into["dossier"], dossier)
+    await _timed(into["page"], page)
     await _timed(into["history"], history)
     await starter.handle(loan.loan_id).terminate("benchmark done")
 
@@ -186,6 +217,10 @@ async def run(
                     m: CollectionsStarter(clients[m], task_queue=queues[m], strategy=default_strategy())
                     for m in MODES
                 }
+                username = f"bench-{uuid.uuid4().hex[:8]}"
+                password = generated_password(username)
+                await create_user(pool, username, password, role="supervisor", display_name="Bench")
+                admins = {m: await _admin(pool, starters[m], username, password) for m in MODES}
                 workers = [build_worker(Settings(task_queue=queues[m]), clients[m], pool) for m in MODES]
                 running = [asyncio.create_task(w.run()) for w in workers]
                 sample = Payload(
@@ -210,9 +245,11 @@ async def run(
                         for mode in MODES if number % 2 else reversed(MODES):
                             into = samples[mode] if number else {k: [] for k in MEASURES}
 
-                            await _measure(into, clients[mode], starters[mode], _loan(number))
+                            await _measure(into, clients[mode], starters[mode], _loan(number), admins[mode])
                             await _codec_once(codec if mode == "on" else None, sample, into["codec"])
                 finally:
+                    for admin in admins.values():
+                        await admin.aclose()
                     for worker in workers:
                         await worker.shutdown()
                     await asyncio.gather(*running, return_exceptions=True)
