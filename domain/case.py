@@ -6,7 +6,7 @@ compute, the workflow orchestrates (timers, activities, search attributes).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,7 @@ from domain.calendar import days_past_due
 from domain.clock import CollectionsClock
 from domain.contact_profiles import ContactProfile
 from domain.contact_rules import ContactAttempt, ContactChannel, ContactState, prune_attempts
+from domain.herd import loan_contact_time
 from domain.loan import Instalment, Loan, Payment
 from domain.promise import PromiseToPay
 from domain.strategy import Stage, Strategy
@@ -153,6 +154,14 @@ class CollectionCase(BaseModel):
     @property
     def arrears_minor(self) -> int:
         return sum(i.amount_minor for i in self.arrears)
+
+    @property
+    def contact_time(self) -> time:
+        """Borrower-local time this loan's steps fall due: the strategy's, plus the loan's own offset within
+        its contact_spread_minutes, never past the end of the profile's contact hours (domain.herd)."""
+        end = self.profile.contact_hours_end if self.profile else None
+        spread = self.strategy.contact_spread_minutes
+        return loan_contact_time(self.loan.loan_id, self.strategy.contact_time, spread, end)
 
     @property
     def anchor(self) -> date:

@@ -239,7 +239,7 @@ def due_steps(case: CollectionCase, now: datetime, children: Children) -> Decisi
         stage=case.stage,
         now=now,
         anchor=case.anchor,
-        contact_time=case.strategy.contact_time,
+        contact_time=case.contact_time,
         zone=case.loan.zone,
     )
     run, skip = letter_before_litigation(case, schedule, decision.run_now, decision.skip, children)

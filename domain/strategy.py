@@ -158,6 +158,14 @@ class Strategy(_Config):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
     version: int = Field(ge=1)
     contact_time: time = Field(default=time(9, 0), description="borrower-local time a step becomes due")
+    # 0 by default: a strategy carried by a loan started before the spread existed keeps its timers on replay.
+    contact_spread_minutes: int = Field(
+        default=0,
+        ge=0,
+        le=12 * 60,
+        description="each loan's steps fall due at contact_time plus a per-loan offset in [0, this) "
+        "(domain.herd), so loans due the same day do not all wake at contact_time",
+    )
     promise: PromiseRules = PromiseRules()
     steps: list[Step] = Field(min_length=1)
     segments: list[Segment] = Field(default_factory=list, description="first match wins; else 'standard'")

@@ -5,7 +5,7 @@ Names of the handlers are constants so the starter, the admin UI and the tests c
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -174,4 +174,12 @@ class CollectionStatus(BaseModel):
     )
     refused_signals: int = Field(
         default=0, description="signals refused as unverified (no valid actor assertion); each is journaled"
+    )
+    contact_time: time | None = Field(
+        default=None,
+        description="borrower-local time this loan's steps fall due: the strategy's contact_time plus the "
+        "loan's own offset (domain.herd)",
+    )
+    contact_offset_seconds: int = Field(
+        default=0, description="the loan's offset within the strategy's contact_spread_minutes"
     )

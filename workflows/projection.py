@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.arrangements import stage_hold_active
     from domain.case import CollectionCase, Placement
     from domain.decision import freezing_hold
+    from domain.herd import describe_offset
     from domain.loan import format_money
     from workflows import search_attributes as sa
     from workflows.messages import CollectionStatus, NextStep
@@ -81,7 +82,14 @@ def status(
         waivers=case.waivers,
         stage_hold=case.stage_hold if stage_hold_active(case.stage_hold, now) else None,
         letter=case.letter,
+        contact_time=case.contact_time,
+        contact_offset_seconds=offset_seconds(case),
     )
+
+
+def offset_seconds(case: CollectionCase) -> int:
+    own, base = case.contact_time, case.strategy.contact_time
+    return (own.hour - base.hour) * 3600 + (own.minute - base.minute) * 60 + own.second - base.second
 
 
 def snapshot(case: CollectionCase, now: datetime) -> contracts.PortfolioSnapshot:
@@ -151,6 +159,8 @@ def details(case: CollectionCase, now: datetime, waiting_for: str) -> str:
             f"**Settlement offer** {format_money(offer.amount_minor, offer.currency)} by {offer.due_date}"
             f" ({offer.approver})"
         )
+    if not case.closed:
+        lines.append(f"**Contact time** {describe_offset(case.strategy.contact_time, case.contact_time)}")
     if (held := hold_label(case, now)) is not None:
         lines.append(f"**Hold** {held}")
     if case.placement:
