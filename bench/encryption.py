@@ -49,6 +49,7 @@ from admin.app import create_app
 from admin.settings import AdminSettings
 from admin.users import create_user, generated_password
 from admin.web import Services
+from bench.portfolio import login
 from bench.seed_portfolio import migrated_database
 from domain.loan import Borrower, Loan
 from domain.strategy import default_strategy
@@ -123,13 +124,7 @@ async def _admin(pool: Any, starter: CollectionsStarter, username: str, password
     """An HTTP client logged in to an admin UI whose loans are reached through `starter` (one mode)."""
     app = create_app(AdminSettings(secret_key="e" * 40), services=Services(pool, starter))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
-    page = await client.get("/login")
-    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    answer = await client.post(
-        "/login", data={"csrf_token": token, "username": username, "password": password}
-    )
-    if answer.status_code != 303:
-        raise RuntimeError(f"admin login failed: {answer.status_code}")
+    await login(client, username, password)
     return client
 
 

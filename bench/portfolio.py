@@ -74,7 +74,7 @@ async def run(database: str, count: int, rounds: int, seed: bool) -> dict[str, l
         app = create_app(settings, services=Services(pool, cast(CollectionsStarter, None)))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            await _login(client, username)
+            await login(client, username)
             csrf = await _csrf_token(client)
             for params in [p for variants in KINDS.values() for p in variants]:  # warm up: plans, caches
                 await _get(client, params, csrf)
@@ -96,11 +96,12 @@ async def _csrf_token(client: httpx.AsyncClient) -> str:
     return page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
 
 
-async def _login(client: httpx.AsyncClient, username: str) -> None:
+async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> None:
+    """Log `client` in to the admin UI as `username` (the login form with its CSRF cookie)."""
     page = await client.get("/login")
     token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     response = await client.post(
-        "/login", data={"csrf_token": token, "username": username, "password": PASSWORD}
+        "/login", data={"csrf_token": token, "username": username, "password": password}
     )
     if response.status_code != 303:
         raise RuntimeError(f"login failed: {response.status_code}")
