@@ -62,8 +62,13 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
         self._desk = ContactDesk(self._rt)
         self._steps = StepRunner(self._rt, self._desk, self._children)
         self._notices = NoticeDesk(self._desk)
-        self._upserted: dict[str, object] = {}
+        # What the start (or the previous run) already set: the first publish upserts only what differs.
+        self._upserted: dict[str, object] = {
+            pair.key.name: pair.value for pair in workflow.info().typed_search_attributes
+        }
+        self._details = ""
         self._snapshot_sent: contracts.PortfolioSnapshot | None = None
+        self._wake_at: datetime | None = None  # the next wait's timer, in the snapshot (stuck-loans gauge)
 
     # -- the collections story -----------------------------------------------------------------------------
 
@@ -229,6 +234,7 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
     async def _wait_until(self, due: datetime | None, label: str) -> None:
         """A durable timer in collections time that any payment, promise, hold or close cuts short."""
         rt = self._rt
+        self._wake_at = due
         await self._flush_journal()
         rt.waiting_for = label
         self._publish()
@@ -288,9 +294,11 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
         Entries leave `pending` only once written; a batch that fails for good stays for the next flush."""
         rt = self._rt
         while True:
-            snapshot = projection.snapshot(rt.case, rt.now())
+            snapshot = projection.snapshot(rt.case, rt.now()).model_copy(update={"wake_at": self._wake_at})
             sent = self._snapshot_sent
-            changed = sent is None or sent.model_copy(update={"as_of": snapshot.as_of}) != snapshot
+            # A new wake time alone writes nothing: runs recorded before wake_at existed must replay alike.
+            same = {"as_of": snapshot.as_of, "wake_at": snapshot.wake_at}
+            changed = sent is None or sent.model_copy(update=same) != snapshot
             pending = rt.journal.pending
             if not pending and not changed:
                 return
@@ -325,7 +333,10 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
         if changed:
             workflow.upsert_search_attributes([update for _, _, update in changed])
             self._upserted.update({name: value for name, value, _ in changed})
-        workflow.set_current_details(projection.details(self._rt.case, self._rt.now(), self._rt.waiting_for))
+        details = projection.details(self._rt.case, self._rt.now(), self._rt.waiting_for)
+        if details != self._details:
+            workflow.set_current_details(details)
+            self._details = details
 
 
 __all__ = ["LoanCollectionWorkflow"]
