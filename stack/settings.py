@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices(
             "TEMPORAL_TLS_SERVER_CA_CERT_PATH", "OVERDUE_TEMPORAL_TLS_SERVER_CA_CERT_PATH"
         ),
-        description="PEM bundle of the CA(s) that signed the frontend's certificate; unset: system roots",
+        description="PEM bundle of the CA(s) that signed the frontend's certificate; unset: default roots",
     )
     temporal_tls_client_cert_path: Path | None = Field(
         default=None,

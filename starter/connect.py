@@ -67,7 +67,7 @@ _TLS_ENV = {
 def tls_config(settings: Settings) -> TLSConfig | bool | None:
     """What `Client.connect(tls=...)` gets: a TLSConfig when a CA bundle, client certificate or server name
     is set (each file read now, so a wrong path fails at start naming its setting, not at the first
-    handshake); True for TEMPORAL_TLS alone (system roots); None otherwise (the SDK turns TLS on by itself
+    handshake); True for TEMPORAL_TLS alone (default roots); None otherwise (the SDK turns TLS on by itself
     for an API key). Raises `TemporalTLSSettingsError`."""
 
     def fail(field: str, detail: str) -> TemporalTLSSettingsError:

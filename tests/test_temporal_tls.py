@@ -200,7 +200,7 @@ async def test_tls_with_a_private_ca_and_server_name(
             ),
             db_pool,
         )
-        # Plain TEMPORAL_TLS trusts the system roots only: the private CA's certificate is refused.
+        # Plain TEMPORAL_TLS trusts the default roots only: the private CA's certificate is refused.
         with pytest.raises(TemporalUnreachable, match="not signed by a trusted CA"):
             await connect(settings_for(address, temporal_tls=True), pool=db_pool)
         # A CA that did not sign the frontend's certificate: refused.
