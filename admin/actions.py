@@ -15,15 +15,27 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any, get_args
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ValidationError
 
+from admin.action_forms import (
+    PLAN_ROWS,
+    Get,
+    all_fields,
+    opt_out_fields,
+    outcome_fields,
+    parse_date,
+    plan_fields,
+    plan_input,
+    reason_fields,
+    settlement_fields,
+    stage_hold_fields,
+    waiver_fields,
+)
 from admin.dossier import NOTICES as DOSSIER_NOTICES
 from admin.dossier import render_dossier
 from admin.users import User
@@ -112,9 +124,6 @@ CLOSE_LABELS: dict[str, str] = {
     "other": _("Other"),
 }
 
-PLAN_ROWS = 6  # instalment rows of the repayment-plan form; empty rows are ignored
-
-
 # What the forms (templates/loan_actions.html) show beside the dossier's context.
 TEMPLATES.env.globals.update(
     outcome_labels=OUTCOME_LABELS,
@@ -126,7 +135,6 @@ TEMPLATES.env.globals.update(
 
 # -- one action: form -> request model -> workflow update ----------------------------------------------------
 
-Get = Callable[[str], str]  # a form value of this action by field name ('' when absent), stripped
 Build = Callable[[Get, CollectionStatus], dict[str, Any]]
 
 
@@ -211,124 +219,6 @@ class Action:
         return f"{self.input_prefix}{name}" if name else f"{self.key}_form"
 
 
-def _borrower_zone(status: CollectionStatus) -> ZoneInfo:
-    return ZoneInfo(status.loan.borrower.timezone if status.loan else "UTC")
-
-
-def _local_datetime(text: str, status: CollectionStatus, field_name: str) -> datetime:
-    """A datetime-local input ('2026-11-25T14:30') as the borrower's wall-clock time."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequest([(field_name, "enter a date and time")]) from None
-    return value if value.tzinfo else value.replace(tzinfo=_borrower_zone(status))
-
-
-def _date(text: str, field_name: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequest([(field_name, "enter a date as YYYY-MM-DD")]) from None
-
-
-def _outcome(get: Get, status: CollectionStatus) -> dict[str, Any]:
-    outcome, when = get("outcome"), get("callback_at")
-    if outcome == "callback_requested" and not when:
-        raise InvalidRequest([("callback_at", "required when the borrower asked to be called back")])
-    if when and outcome != "callback_requested":
-        raise InvalidRequest([("callback_at", "only when the borrower asked to be called back")])
-    callback_at = _local_datetime(when, status, "callback_at") if when else None
-    return {"channel": get("channel") or "call", "outcome": outcome, "callback_at": callback_at}
-
-
-def _opt_out(get: Get, status: CollectionStatus) -> dict[str, Any]:
-    kind, _sep, target = get("target").partition(":")
-    if kind == "address" and target in ("phone", "email") and status.loan is not None:  # the page masks them
-        target = getattr(status.loan.borrower, target) or ""
-    if kind not in ("channel", "address") or not target:
-        raise InvalidRequest([("target", "choose a channel or an address")])
-    return {kind: target}
-
-
-def _plan_rows(get: Get) -> list[int]:
-    """The plan form's rows with anything typed in them (1-based); the others are ignored."""
-    return [row for row in range(1, PLAN_ROWS + 1) if get(f"amount_{row}") or get(f"due_date_{row}")]
-
-
-def _plan(get: Get, status: CollectionStatus) -> dict[str, Any]:
-    instalments: list[dict[str, Any]] = []
-    problems: list[tuple[str, str]] = []
-    for index, row in enumerate(_plan_rows(get)):
-        amount, due = get(f"amount_{row}"), get(f"due_date_{row}")
-        instalment: dict[str, Any] = {}
-        try:
-            instalment["amount_minor"] = parse_amount(amount, status.currency) if amount else None
-        except InvalidRequest as error:
-            problems += [(f"instalments[{index}].amount_minor", message) for _f, message in error.problems]
-        try:
-            instalment["due_date"] = _date(due, "due_date") if due else None
-        except InvalidRequest as error:
-            problems += [(f"instalments[{index}].due_date", message) for _f, message in error.problems]
-        for name in ("amount_minor", "due_date"):
-            if name in instalment and instalment[name] is None:
-                problems.append((f"instalments[{index}].{name}", "required"))
-        instalments.append(instalment)
-    if problems:
-        raise InvalidRequest(problems)
-    return {"instalments": instalments}
-
-
-PLAN_FIELD = re.compile(r"^instalments\[(\d+)\]\.(amount_minor|due_date)")
-
-
-def _plan_input(request_field: str, get: Get) -> str | None:
-    """'instalments[1].due_date' -> 'due_date_<row>' of the second row the collector filled in."""
-    found = PLAN_FIELD.match(request_field)
-    rows = _plan_rows(get)
-    if not found or int(found.group(1)) >= len(rows):
-        return None
-    name = "amount" if found.group(2) == "amount_minor" else "due_date"
-    return f"{name}_{rows[int(found.group(1))]}"
-
-
-def _fields(*parsers: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """The fields every parser returns; InvalidRequest with the problems of all of them."""
-    data: dict[str, Any] = {}
-    problems: list[tuple[str, str]] = []
-    for parse in parsers:
-        try:
-            data.update(parse())
-        except InvalidRequest as error:
-            problems += error.problems
-    if problems:
-        raise InvalidRequest(problems)
-    return data
-
-
-def _amount(get: Get, status: CollectionStatus) -> dict[str, Any]:
-    return {"amount_minor": parse_amount(get("amount"), status.currency) if get("amount") else None}
-
-
-def _date_field(get: Get, name: str) -> dict[str, Any]:
-    return {name: _date(get(name), name) if get(name) else None}
-
-
-def _settlement(get: Get, status: CollectionStatus) -> dict[str, Any]:
-    return _fields(lambda: _amount(get, status), lambda: _date_field(get, "due_date"))
-
-
-def _waiver(get: Get, status: CollectionStatus) -> dict[str, Any]:
-    return _fields(lambda: _amount(get, status), lambda: {"reason": get("reason")})
-
-
-def _stage_hold(get: Get, status: CollectionStatus) -> dict[str, Any]:
-    return _fields(lambda: _date_field(get, "until"), lambda: {"reason": get("reason")})
-
-
-def _reason(get: Get, status: CollectionStatus) -> dict[str, Any]:
-    return {"reason": get("reason")}
-
-
 async def _finish_my_tasks(request: Request, loan_id: str, user: User, outcome: str) -> None:
     """The call, visit or follow-up tasks this collector claimed on the loan are done: the outcome (or the
     promise, or the plan) was recorded, so they leave the work queue."""
@@ -386,9 +276,9 @@ async def _perform(request: Request, loan_id: str, user: User, action: Action) -
 
 
 def _promise(get: Get, status: CollectionStatus) -> dict[str, Any]:
-    return _fields(
+    return all_fields(
         lambda: {"amount_minor": parse_amount(get("amount"), status.currency)},
-        lambda: {"due_date": _date(get("due_date"), "due_date")},
+        lambda: {"due_date": parse_date(get("due_date"), "due_date")},
     )
 
 
@@ -413,7 +303,7 @@ OUTCOME = Action(
     messages.CONTACT_OUTCOME_UPDATE,
     holds.ContactOutcome,
     "outcome",
-    _outcome,
+    outcome_fields,
     {"channel": "channel", "outcome": "outcome", "callback_at": "callback_at", "address": "outcome"},
     finishes=lambda get: get("outcome"),
 )
@@ -423,10 +313,10 @@ PLAN = Action(
     messages.REPAYMENT_PLAN_UPDATE,
     arrangements.RepaymentPlanRequest,
     "plan",
-    _plan,
+    plan_fields,
     {"instalments": "form"},
     send=_arrangement_update,
-    locate=_plan_input,
+    locate=plan_input,
     finishes=lambda get: "repayment_plan",
 )
 RAISE_DISPUTE = Action("dispute", "dispute", messages.RAISE_DISPUTE_UPDATE, holds.RaiseDispute, "dispute")
@@ -464,7 +354,7 @@ OPT_OUT = Action(
     messages.OPT_OUT_UPDATE,
     holds.OptOut,
     "opt-out",
-    _opt_out,
+    opt_out_fields,
     {"channel": "target", "address": "target", "target": "target"},
 )
 
@@ -485,7 +375,7 @@ SETTLEMENT = _supervisor(
     messages.SETTLEMENT_UPDATE,
     arrangements.SettlementApproval,
     "settlement",
-    _settlement,
+    settlement_fields,
     "due_date",
 )
 WAIVER = _supervisor(
@@ -494,7 +384,7 @@ WAIVER = _supervisor(
     messages.WAIVE_INTEREST_UPDATE,
     arrangements.InterestWaiver,
     "waiver",
-    _waiver,
+    waiver_fields,
     "reason",
 )
 STAGE_HOLD = _supervisor(
@@ -503,7 +393,7 @@ STAGE_HOLD = _supervisor(
     messages.HOLD_STAGE_UPDATE,
     arrangements.StageHold,
     "stage-hold",
-    _stage_hold,
+    stage_hold_fields,
     "until",
     "reason",
 )
@@ -513,7 +403,7 @@ STAGE_RELEASE = _supervisor(
     messages.RELEASE_STAGE_HOLD_UPDATE,
     arrangements.StageHoldRelease,
     "stage-release",
-    _reason,
+    reason_fields,
     "reason",
 )
 ESCALATE = _supervisor(
@@ -522,7 +412,7 @@ ESCALATE = _supervisor(
     messages.ESCALATE_STAGE_UPDATE,
     arrangements.Escalate,
     "escalated",
-    _reason,
+    reason_fields,
     "reason",
 )
 RECALL = _supervisor(
@@ -531,7 +421,7 @@ RECALL = _supervisor(
     messages.RECALL_FROM_AGENCY_UPDATE,
     arrangements.AgencyRecall,
     "recalled",
-    _reason,
+    reason_fields,
     "reason",
 )
 
