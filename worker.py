@@ -24,6 +24,7 @@ log = get_logger("overdue.worker")
 
 async def main(settings: Settings) -> int:
     from activities.db import create_pool
+    from observability.serve import start_business_metrics
     from stack.migrate import apply_migrations
     from starter.connect import TemporalUnreachable, connect
 
@@ -52,6 +53,7 @@ async def main(settings: Settings) -> int:
         applied = await apply_migrations(database_url)
         log.info("database ready", database=redact_url(database_url), migrations_applied=applied)
         pool = await create_pool(database_url, max_size=settings.db_pool_max)
+        business = start_business_metrics(pool)  # OVERDUE_BUSINESS_METRICS_PORT, beside the SDK's (README)
         try:
             try:
                 # The pool also holds the loans' data keys of the payload codec (privacy/).
@@ -62,6 +64,8 @@ async def main(settings: Settings) -> int:
             log.info("connected", temporal=settings.temporal_target, metrics=metrics)
             await run_worker(settings, client, pool, stop)
         finally:
+            if business is not None:
+                await business.aclose()
             await pool.close()
     finally:
         # Stop the embedded PostgreSQL only if this process started it (not when `make run` owns it).

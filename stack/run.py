@@ -352,6 +352,10 @@ async def serve(settings: StackSettings) -> int:
 
         pool = await create_pool(database.url, max_size=settings.db_pool_max)
         cleanups.append(("database pool", pool.close))
+        from observability.serve import start_business_metrics  # here: `stack` imports without the product
+
+        if (business := start_business_metrics(pool, host="127.0.0.1")) is not None:
+            cleanups.append(("business metrics", business.aclose))
         # Payload encryption keys: .state/codec-keys.json unless OVERDUE_CODEC_KEYS(_FILE) is set; the CLI
         # finds the same file through OVERDUE_STATE_DIR. The pool holds the loans' data keys.
         ensure_dev_keyring(settings.state_dir)
