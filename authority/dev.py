@@ -23,6 +23,7 @@ SIGNERS: dict[str, tuple[tuple[Role, ...], str | None]] = {
     "admin": (("collector", "supervisor", "admin"), None),  # asserts the logged-in user, whoever it is
     "operator": (("operator",), None),  # identity: the login name of whoever runs make run
     "servicing": (("servicing",), "servicing"),
+    "borrower": (("borrower",), "borrower"),  # the borrower page: acts for the borrower of the link only
 }
 
 

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-Role = Literal["collector", "supervisor", "admin", "operator", "servicing"]
+Role = Literal["collector", "supervisor", "admin", "operator", "servicing", "borrower"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 

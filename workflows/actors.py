@@ -29,6 +29,16 @@ SIGNAL_REFUSED = "signal_refused"
 
 COLLECTORS: tuple[Role, ...] = ("collector", "supervisor", "admin", "operator")
 SUPERVISORS: tuple[Role, ...] = ("supervisor", "admin", "operator")
+# The borrower page (borrower/) acts for the borrower, who may take only what a borrower can ask for.
+WITH_BORROWER: tuple[Role, ...] = (*COLLECTORS, "borrower")
+BORROWER_ACTIONS = (
+    m.PROMISE_UPDATE,
+    m.REPAYMENT_PLAN_UPDATE,
+    m.RAISE_DISPUTE_UPDATE,
+    m.HARDSHIP_HOLD_UPDATE,
+    m.OPT_OUT_UPDATE,
+    m.PREFERRED_HOURS_UPDATE,
+)
 
 # update or signal -> (roles that may take it, the request field that must name the asserted actor)
 POLICY: dict[str, tuple[tuple[Role, ...], str | None]] = {
@@ -60,6 +70,7 @@ POLICY: dict[str, tuple[tuple[Role, ...], str | None]] = {
             m.RECALL_FROM_AGENCY_UPDATE,
         )
     },
+    **{name: (WITH_BORROWER, "collector") for name in BORROWER_ACTIONS},
     m.PAYMENT_SIGNAL: (("servicing", "operator"), None),
     m.CLOSE_SIGNAL: (("servicing", "operator", "supervisor", "admin"), None),
 }
