@@ -1,0 +1,131 @@
+"""What the inbound app does outside its own tables: tell the loan's workflow, answer the borrower.
+
+`WorkflowDesk` sends the opt-out through the loan's own update (`opt_out`, the same validators as a
+collector's), signed as the borrower when the authority knows that role, else as this process's servicing
+identity. `ReplySender` sends the confirmation or help SMS through the outbox (one row per event, so a
+retried webhook never sends twice) and the configured SMS channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, cast
+
+import structlog
+from temporalio.exceptions import ApplicationError
+
+from activities.messaging import ChannelAdapter, OutboxAdapter, RenderedMessage
+from authority.keys import ROLES, Role
+from authority.signer import Actor, Signer
+from domain.holds import OptOut
+from starter.api import (
+    CollectionClosed,
+    CollectionsStarter,
+    InvalidRequest,
+    NotALoan,
+    RequestRefused,
+    UnknownLoan,
+)
+from workflows.messages import OPT_OUT_UPDATE
+
+log = structlog.get_logger("overdue.inbound")
+
+Told = Literal["opted_out", "already_opted_out", "closed", "pending"]
+
+
+@dataclass(frozen=True)
+class DeskAnswer:
+    told: Told
+    detail: str | None = None  # the workflow's reason when pending (names fields, never the address)
+
+
+class LoanDesk(Protocol):
+    async def opt_out(self, loan_id: str, channel: Literal["sms", "email"], via: str) -> DeskAnswer: ...
+
+
+BORROWER = cast(Role, "borrower")
+
+
+def borrower_actor(signer: Signer) -> Actor:
+    """The borrower acts for their own reply, once the authority has the role; until then servicing."""
+    if BORROWER in ROLES:
+        return Actor("borrower", BORROWER)
+    return signer.default_actor(("servicing",))
+
+
+class WorkflowDesk:
+    def __init__(self, starter: CollectionsStarter) -> None:
+        self.starter = starter
+
+    async def opt_out(self, loan_id: str, channel: Literal["sms", "email"], via: str) -> DeskAnswer:
+        try:
+            actor = borrower_actor(self.starter.signer)
+            request = OptOut(collector=actor.name, channel=channel, note=f"the borrower replied {via}")
+            await self.starter.collector_action(loan_id, OPT_OUT_UPDATE, request, actor=actor)
+        except RequestRefused as refused:
+            if refused.reason.startswith("channel: already opted out"):
+                return DeskAnswer("already_opted_out")
+            return DeskAnswer("pending", refused.reason)
+        except (UnknownLoan, CollectionClosed, NotALoan):
+            return DeskAnswer("closed")
+        except (InvalidRequest, ValueError) as error:  # no key may act (CannotAct is a ValueError)
+            return DeskAnswer("pending", str(error))
+        return DeskAnswer("opted_out")
+
+
+# One text per locale; the channel's opt-out line in the outgoing messages promises exactly these.
+TEXTS: dict[str, dict[str, str]] = {
+    "opt_out_confirmation": {
+        "en": "You have been unsubscribed and will receive no more text messages about this account.",
+        "zh-CN": "您已退订，将不再收到关于此账户的短信。",
+    },
+    "help": {
+        "en": "Reply STOP to stop text messages. To talk to us, open the link in our last message.",
+        "zh-CN": "回复TD退订短信。如需帮助，请打开我们上一条短信中的链接。",
+    },
+}
+
+
+def text_for(kind: str, locale: str) -> tuple[str, str]:
+    """(locale used, text): the loan's locale, else English."""
+    texts = TEXTS[kind]
+    if locale in texts:
+        return locale, texts[locale]
+    language = locale.split("-")[0]
+    for known, text in texts.items():
+        if known.split("-")[0] == language:
+            return known, text
+    return "en", texts["en"]
+
+
+class ReplySender:
+    def __init__(self, outbox: OutboxAdapter, channel: ChannelAdapter | None) -> None:
+        self.outbox = outbox
+        self.channel = channel
+
+    async def send_sms(self, loan_id: str, event: str, kind: str, locale: str, number: str) -> str:
+        """Store and deliver one SMS for this event; its status ('sent', 'queued', 'failed: ...')."""
+        used, body = text_for(kind, locale)
+        message = RenderedMessage(
+            idempotency_key=f"{loan_id}:inbound:{event}:{kind}",
+            loan_id=loan_id,
+            step_key=f"inbound:{kind}",
+            channel="sms",
+            template=f"inbound_{kind}",
+            locale=used,
+            recipient=number,
+            subject=None,
+            body=body,
+        )
+        stored = await self.outbox.store(message)
+        if stored.status == "sent" or self.channel is None:
+            return stored.status
+        try:
+            provider_id = await self.channel.deliver(message)
+        except ApplicationError as error:
+            if error.non_retryable:
+                await self.outbox.mark_failed(stored.message_id, f"{error.type}: {error.message}")
+            log.warning("inbound reply not delivered", kind=kind, error_type=error.type)
+            return f"failed: {error.type}"
+        await self.outbox.mark_sent(stored.message_id, provider_id)
+        return "sent"
