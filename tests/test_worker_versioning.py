@@ -7,13 +7,15 @@ import asyncio
 import re
 import shutil
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
 import pytest
+import pytest_asyncio
+from temporalio import workflow
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import VersioningBehavior as ApiVersioningBehavior
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
@@ -24,13 +26,15 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError
-from temporalio.worker import WorkerDeploymentConfig
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from domain.strategy import default_strategy
 from stack.settings import ROOT, Settings
 from stack.versioning import default_build_id, deployment_config, workflow_sources
 from stack.worker_runtime import build_worker
 from starter.api import CollectionsStarter
+from tests.conftest import server_binary
 from tests.workflows.conftest import make_loan
 
 T = TypeVar("T")
@@ -185,3 +189,109 @@ async def test_a_versioned_worker_runs_new_loans_of_its_version_and_old_ones_sta
             assert still.versioning_info.deployment_version.build_id == "b1"
     for loan in (old_loan, new_loan):
         await local_client.get_workflow_handle(f"collection-{loan.loan_id}").terminate("test over")
+
+
+# --- upgrade at continue-as-new (the recipe README "Production" gives for the loan workflow) --------------
+
+
+@workflow.defn(sandboxed=False)  # declares no behaviour: the worker's default (pinned) applies, as for loans
+class ContinuesAsNew:
+    def __init__(self) -> None:
+        self._go = False
+
+    @workflow.signal
+    def go(self) -> None:
+        self._go = True
+
+    @workflow.run
+    async def run(self, upgrade: bool, when_target_changed: bool) -> None:
+        while True:
+            await workflow.wait_condition(lambda: self._go)
+            self._go = False
+            # The new current version reaches the task queue a moment after it is set: ask again next task.
+            if not when_target_changed or workflow.info().is_target_worker_deployment_version_changed():
+                break
+        # The loan workflow continues as new when its history grows; this one when told to.
+        workflow.continue_as_new(
+            args=[upgrade, when_target_changed],
+            initial_versioning_behavior=(
+                workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE if upgrade else None
+            ),
+        )
+
+
+async def _continue_as_new_across_builds(
+    client: Client, task_queue: str, tmp_path: Path, *, upgrade: bool, when_target_changed: bool
+) -> str:
+    """Start on b1 (current), make b2 current, let the run continue as new: the build the next run is on."""
+    deployment = f"can-{uuid.uuid4().hex[:8]}"
+
+    def worker(build: str) -> Worker:
+        settings = Settings(
+            state_dir=tmp_path,
+            task_queue=task_queue,
+            worker_deployment_name=deployment,
+            worker_build_id=build,
+        )
+        return Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[ContinuesAsNew],
+            deployment_config=deployment_config(settings),
+        )
+
+    workflow_id = f"can-{uuid.uuid4().hex[:8]}"
+    async with worker("b1"), worker("b2"):
+        await _set_current(client, deployment, "b1")
+        handle = await client.start_workflow(
+            ContinuesAsNew.run, args=[upgrade, when_target_changed], id=workflow_id, task_queue=task_queue
+        )
+        first = await _running_on(client, workflow_id)
+        assert first.versioning_info.deployment_version.build_id == "b1"
+        await _set_current(client, deployment, "b2")
+
+        async def next_run() -> WorkflowExecutionInfo | None:
+            info = await _running_on(client, workflow_id)
+            if info.execution.run_id != first.execution.run_id:
+                return info
+            await handle.signal(ContinuesAsNew.go)  # a new workflow task on the first run
+            return None
+
+        second = await _eventually(next_run, "continued as new")
+        await client.get_workflow_handle(workflow_id).terminate("test over")
+        return second.versioning_info.deployment_version.build_id
+
+
+@pytest.mark.parametrize("upgrade", [True, False])
+async def test_a_pinned_run_moves_to_the_current_build_at_continue_as_new_only_when_asked(
+    local_client: Client, task_queue: str, tmp_path: Path, upgrade: bool
+) -> None:
+    """Asked (AUTO_UPGRADE at continue-as-new): the next run starts on the current build. Not asked: it
+    inherits the pinned one, and a loan would stay on its first build for its whole life."""
+    build = await _continue_as_new_across_builds(
+        local_client, task_queue, tmp_path, upgrade=upgrade, when_target_changed=False
+    )
+    assert build == ("b2" if upgrade else "b1")
+
+
+@pytest_asyncio.fixture(scope="module")
+async def server_announcing_new_versions() -> AsyncIterator[Client]:
+    """A dev server of this module's own with the dynamic config that tells a pinned run that a new current
+    version exists (off by default in server 1.32): the loan workflow may then continue as new early."""
+    env = await WorkflowEnvironment.start_local(
+        namespace="default",
+        dev_server_existing_path=server_binary("temporal"),
+        dev_server_extra_args=["--dynamic-config-value", "system.enableSendTargetVersionChanged=true"],
+        ui=False,
+    )
+    yield env.client
+    await env.shutdown()
+
+
+async def test_a_pinned_run_learns_that_the_target_version_changed(
+    server_announcing_new_versions: Client, task_queue: str, tmp_path: Path
+) -> None:
+    build = await _continue_as_new_across_builds(
+        server_announcing_new_versions, task_queue, tmp_path, upgrade=True, when_target_changed=True
+    )
+    assert build == "b2"
