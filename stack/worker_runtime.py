@@ -131,7 +131,16 @@ async def run_worker(settings: Settings, client: Client, pool: asyncpg.Pool, sto
     """
     from activities.agency import start_agencies
     from activities.channels import build_router
+    from activities.definitions import install_fetcher, save_definitions
+    from domain.contact_profiles import load_profiles
+    from domain.strategy import load_strategy
 
+    # The configured strategy and profiles stored by reference (loans started by reference resolve them on
+    # any worker); references this process has not seen are read from PostgreSQL (domain/definitions.py).
+    await save_definitions(
+        pool, [load_strategy(settings.strategy_file), *load_profiles(settings.contact_profiles_file).values()]
+    )
+    install_fetcher(pool, asyncio.get_running_loop())
     channels = build_router(settings)  # HTTP sessions open on first use; closed below
     agencies = await start_agencies(settings, pool)  # agencies file validated and synced into the table
     worker = build_worker(settings, client, pool, channels, agencies)

@@ -6,9 +6,9 @@ Names of the handlers are constants so the starter, the admin UI and the tests c
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from activities.contracts import JournalEntry
 from domain.arrangements import RepaymentPlan, SettlementOffer, StageHoldState, Waiver
@@ -18,6 +18,7 @@ from domain.case import CloseRequest as CloseRequest
 from domain.case import CollectionCase, LetterSent, Outcome, StepRecord
 from domain.contact_profiles import ContactProfile
 from domain.contact_rules import ContactState
+from domain.definitions import REF_PATTERN, REGISTRY
 from domain.loan import Loan
 from domain.promise import PromiseToPay
 from domain.strategy import Strategy
@@ -73,8 +74,20 @@ def child_workflow_id(parent_id: str, cycle: date, child: str) -> str:
 
 
 class CollectionInput(BaseModel):
+    """A loan's workflow input. The strategy and the contact profile come either as copies (`strategy`,
+    `profile`) or as references to stored definitions (`strategy_ref`, `profile_ref`; domain.definitions):
+    with a reference, neither the start nor any continue-as-new carries the ~5.7 KB of definitions, and
+    every cached loan shares one object. A reference must be stored (activities.definitions.save_definition)
+    before the start. Either way the validated input holds the interned definitions."""
+
     loan: Loan
-    strategy: Strategy
+    strategy: Strategy = Field(default=None, validate_default=False)  # type: ignore[assignment]
+    strategy_ref: str | None = Field(
+        default=None, pattern=REF_PATTERN, description="sha256 of the stored strategy, instead of a copy"
+    )
+    profile_ref: str | None = Field(
+        default=None, pattern=REF_PATTERN, description="sha256 of the stored contact profile"
+    )
     demo_day_seconds: float | None = Field(
         default=None,
         gt=0,
@@ -94,6 +107,58 @@ class CollectionInput(BaseModel):
     refused_signals: int = Field(
         default=0, ge=0, description="unverified signals refused, carried on continue-as-new"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_references(cls, data: object) -> object:
+        """A reference becomes the shared definition; the case carried on continue-as-new gets the same."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        strategy_ref, profile_ref = data.get("strategy_ref"), data.get("profile_ref")
+        if data.get("strategy") is None:
+            if not strategy_ref:
+                raise ValueError("strategy: a strategy or a strategy_ref is required")
+            data["strategy"] = REGISTRY.strategy(strategy_ref)
+        if data.get("profile") is None and profile_ref:
+            data["profile"] = REGISTRY.profile(profile_ref)
+        case = data.get("case")
+        if isinstance(case, dict):
+            case = dict(case)
+            if case.get("strategy") is None:
+                case["strategy"] = data["strategy"]
+            if "profile" not in case and profile_ref:
+                case["profile"] = data["profile"]
+            data["case"] = case
+        return data
+
+    @model_validator(mode="after")
+    def _share_definitions(self) -> CollectionInput:
+        # One object per definition in the worker, however many loans use it (worker memory, issue 12).
+        _, self.strategy = REGISTRY.intern(self.strategy)
+        if self.profile is not None:
+            _, self.profile = REGISTRY.intern(self.profile)
+        if self.case is not None:
+            _, self.case.strategy = REGISTRY.intern(self.case.strategy)
+            if self.case.profile is not None:
+                _, self.case.profile = REGISTRY.intern(self.case.profile)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _references_instead_of_copies(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """With a reference, the definition is left out of the payload, in the case too."""
+        data: dict[str, Any] = handler(self)
+        case = data.get("case")
+        if self.strategy_ref is not None and self.strategy_ref == REGISTRY.intern(self.strategy)[0]:
+            data.pop("strategy", None)
+            if isinstance(case, dict) and self.case is not None and self.case.strategy is self.strategy:
+                case.pop("strategy", None)
+        if self.profile_ref is not None and self.profile is not None:
+            if self.profile_ref == REGISTRY.intern(self.profile)[0]:
+                data.pop("profile", None)
+                if isinstance(case, dict) and self.case is not None and self.case.profile is self.profile:
+                    case.pop("profile", None)
+        return data
 
     @model_validator(mode="after")
     def _rules_apply(self) -> CollectionInput:

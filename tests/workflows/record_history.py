@@ -15,6 +15,7 @@ beside the old ones (README, "Changing workflow code").
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,10 +29,12 @@ from authority import trust
 from domain.arrangements import PlanInstalmentRequest, RepaymentPlanRequest
 from domain.contact_profiles import default_profiles
 from domain.contact_rules import ContactState
+from domain.definitions import REGISTRY, canonical_json
 from domain.holds import HardshipHold
 from domain.loan import Loan, Payment
 from domain.promise import PromiseRequest
 from domain.strategy import default_strategy
+from starter.starting import initial_search_attributes
 from tests.authority.keys import TEST_RING, signed
 from tests.conftest import server_binary
 from tests.workflows.conftest import SHANGHAI, make_loan
@@ -51,17 +54,34 @@ from workflows.registry import WORKFLOWS
 from workflows.search_attributes import ALL, register
 
 HISTORIES = Path(__file__).parent / "histories"
+DEFINITIONS = HISTORIES / "definitions.json"  # what loans started by reference resolve (domain.definitions)
 
 
-async def _start(client: Client, task_queue: str, loan: Loan) -> WorkflowHandle:
+async def _start(
+    client: Client, task_queue: str, loan: Loan, *, by_reference: bool = False
+) -> WorkflowHandle:
+    """As the starter starts a loan: with its initial search attributes; by reference to the stored strategy
+    and profile (their bodies saved beside the histories for the replay test), or with copies."""
+    strategy, profile = default_strategy(), default_profiles()[loan.jurisdiction]
+    if by_reference:
+        refs = [REGISTRY.intern(strategy)[0], REGISTRY.intern(profile)[0]]
+        stored = json.loads(DEFINITIONS.read_text()) if DEFINITIONS.exists() else {}
+        for ref, definition in zip(refs, (strategy, profile), strict=True):
+            stored[ref] = {
+                "kind": "strategy" if definition is strategy else "profile",
+                "body": canonical_json(definition),
+            }
+        DEFINITIONS.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+        start = CollectionInput(loan=loan, strategy_ref=refs[0], profile_ref=refs[1])
+    else:
+        start = CollectionInput(loan=loan, strategy=strategy, profile=profile)
     return await client.start_workflow(
         WORKFLOW_NAME,
-        CollectionInput(
-            loan=loan, strategy=default_strategy(), profile=default_profiles()[loan.jurisdiction]
-        ),
+        start,
         id=workflow_id(loan.loan_id),
         task_queue=task_queue,
         result_type=CollectionStatus,
+        search_attributes=initial_search_attributes(loan, strategy.segment_for(loan)),
     )
 
 
@@ -133,7 +153,7 @@ async def record_rollover(name: str = "rollover") -> Path:
             env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=FakeActivities().all()
         ):
             loan = make_loan(datetime.now(UTC), dpd=4, amount=1_000_000).model_copy(update={"loan_id": name})
-            handle = await _start(signed(env.client), task_queue, loan)
+            handle = await _start(signed(env.client), task_queue, loan, by_reference=True)
             first_run = (await handle.describe()).run_id
             await handle.execute_update(
                 HARDSHIP_HOLD_UPDATE, HardshipHold(collector="c1", days=3), result_type=ContactState
@@ -156,6 +176,7 @@ async def record_rollover(name: str = "rollover") -> Path:
 if __name__ == "__main__":
     trust.install(TEST_RING)  # the replay test verifies the recorded signals against the same test keys
     for old in HISTORIES.glob("*.json"):
-        old.unlink()  # one product generation: histories of the code as it is now
+        # One product generation: histories of the code as it is now (definitions.json is written again).
+        old.unlink()
     print(asyncio.run(record_lifecycle()))
     print(asyncio.run(record_rollover()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,22 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from domain.definitions import KINDS, REGISTRY
 from workflows.registry import WORKFLOWS
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+FOLDER = Path(__file__).parent / "histories"
+HISTORIES = sorted(p for p in FOLDER.glob("*.json") if p.name != "definitions.json")
 TEXTS = {path: path.read_text() for path in HISTORIES}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def stored_definitions() -> None:
+    """What the worker reads from the definitions table for loans started by reference (a replaying worker
+    that has not seen them): the recorder saved their bodies beside the histories."""
+    stored = json.loads((FOLDER / "definitions.json").read_text())
+    for ref, row in stored.items():
+        kind = KINDS[row["kind"]]
+        assert REGISTRY.intern(kind.model_validate_json(row["body"]))[0] == ref
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -34,3 +47,6 @@ def test_the_histories_cover_children_holds_and_continue_as_new() -> None:
         TEXTS[HISTORIES[0].parent / "lifecycle.json"].count("START_CHILD_WORKFLOW_EXECUTION_INITIATED") == 2
     )
     assert "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in TEXTS[HISTORIES[0].parent / "rollover.json"]
+    rollover = WorkflowHistory.from_json("collection-rollover", TEXTS[FOLDER / "rollover.json"])
+    start = rollover.events[0].workflow_execution_started_event_attributes.input.payloads[0].data
+    assert json.loads(start)["strategy_ref"] in json.loads((FOLDER / "definitions.json").read_text())
