@@ -19,6 +19,7 @@ from inbound.auth import signed_headers
 from inbound.desk import DeskAnswer, ReplySender
 from inbound.service import InboundService
 from inbound.settings import InboundSettings
+from tests.workflows.conftest import harness  # noqa: F401 (the loan-workflow harness fixture)
 
 SECRET = "test-inbound-secret"
 PUSH_KEY = "test-push-key"
