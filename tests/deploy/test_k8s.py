@@ -247,4 +247,7 @@ def test_ingress_is_denied_by_default_and_opened_only_on_declared_ports(
                     ports = {p["port"] for p in rule["ports"]}
                     assert ports <= _ports(container), f"{_name(policy)} opens a port {_name(doc)} lacks"
                     opened.setdefault(_name(doc), set()).update(ports)
-    assert opened == {"Deployment/overdue-worker": {"metrics"}, "Deployment/overdue-admin": {"http"}}
+    assert opened == {
+        "Deployment/overdue-worker": {"metrics", "business"},
+        "Deployment/overdue-admin": {"http"},
+    }
