@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -30,8 +31,13 @@ from aiohttp import web
 
 from domain.loan import format_money
 from payments.provider import SESSIONS_PATH
+from payments.settings import PaymentSettings
 from payments.signature import SIGNATURE_HEADER, sign
+from payments.webhook import WEBHOOK_PATH
 from stack.sandbox.common import HOST, HttpSandbox, JsonLines
+from stack.settings import Settings
+
+Cleanups = list[tuple[str, Callable[[], Awaitable[Any]]]]
 
 SANDBOX_PAYMENT_KEY = "sandbox-payment-key"
 SANDBOX_WEBHOOK_SECRET = "sandbox-webhook-secret"
@@ -226,3 +232,33 @@ def _page(title: str, content: str, status: int = 200) -> web.Response:
             f"<body><main><h1>{html.escape(title)}</h1>{content}</main></body></html>"
         ),
     )
+
+
+async def start_for_stack(settings: Settings, cleanups: Cleanups) -> list[str]:
+    """`make run`: without OVERDUE_PAYMENT_PROVIDER_URL, start the sandbox provider and point this process
+    (and the borrower page it starts, which reads PaymentSettings) at it through the environment, as
+    authority/dev.py does with the dev keys. Its webhooks go to the borrower page's /payments/webhook
+    (OVERDUE_PAYMENT_WEBHOOK_URL overrides). Returns the banner lines."""
+    own = PaymentSettings()
+    if own.payment_provider_url:
+        return [f" Payments          provider {own.payment_provider_url.split('://')[-1].split('/')[0]}"]
+    webhook_url = own.payment_webhook_url or _borrower_webhook_url()
+    sandbox = PaymentProviderSandbox(
+        settings.state_dir / "payments.jsonl", webhook_url=webhook_url, port=own.sandbox_payments_port
+    )
+    await sandbox.start()
+    cleanups.append(("sandbox payment provider", sandbox.stop))
+    os.environ["OVERDUE_PAYMENT_PROVIDER_URL"] = sandbox.base_url
+    os.environ.setdefault("OVERDUE_PAYMENT_API_KEY", SANDBOX_PAYMENT_KEY)
+    os.environ.setdefault("OVERDUE_PAYMENT_WEBHOOK_SECRET", SANDBOX_WEBHOOK_SECRET)
+    return [f" Payment sandbox   {sandbox.base_url}/v1/events   (webhooks to {webhook_url})"]
+
+
+def _borrower_webhook_url() -> str:
+    try:
+        from borrower.settings import BorrowerSettings  # the page that hosts payments/webhook.py
+    except ImportError:  # pragma: no cover - the borrower page is part of the product
+        return f"http://{HOST}:8010{WEBHOOK_PATH}"
+    page = BorrowerSettings()
+    host = HOST if page.host in ("0.0.0.0", "::", "") else page.host
+    return f"http://{host}:{page.port}{WEBHOOK_PATH}"
