@@ -37,6 +37,7 @@ from activities.templating import (
     UnknownTemplate,
     template_context,
 )
+from borrower.links import mint_link
 from domain.loan import E164, EMAIL
 from stack.settings import DEFAULT_PAY_URL
 
@@ -193,6 +194,10 @@ class OutboxAdapter:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
     async def store(self, message: RenderedMessage, supersedes: Sequence[str] = ()) -> StoredMessage:
         """Store the message once; mark the queued messages of `supersedes` (same loan) superseded by it, in
         the same transaction, so no dispatcher or retry can send them once this one exists."""
@@ -283,6 +288,15 @@ async def send_message(
     and it has not delivered yet. A message already superseded by a later one is never delivered."""
     if request.idempotency_key in request.supersedes:
         raise invalid("supersedes: a message cannot supersede itself")
+    if "{token}" in pay_url and not request.variables.get("pay_url"):
+        # The borrower page's link (borrower/links.py): an opaque token per message, the same on a retry.
+        pay_url = await mint_link(
+            outbox.pool,
+            message_key=request.idempotency_key,
+            loan_id=request.loan_id,
+            channel=request.channel,
+            pattern=pay_url,
+        )
     message = catalogue.render(request, pay_url=pay_url)
     stored = await outbox.store(message, request.supersedes)
     if channel is None or stored.status in ("sent", "superseded"):
