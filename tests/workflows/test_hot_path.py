@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from domain.contact_profiles import default_profiles
+from domain.herd import loan_contact_time
 from domain.strategy import default_strategy
 from starter.starting import initial_search_attributes
 from tests.workflows.conftest import make_loan
@@ -41,9 +43,16 @@ async def test_a_loan_waiting_for_its_first_step_upserts_no_search_attribute(
                 break
             await asyncio.sleep(0.05)
         status = await handle.query(STATUS_QUERY, result_type=CollectionStatus)
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
         await handle.terminate("done")
 
     assert status.next_step is not None  # waiting on the timer of its first step
     types = [e.event_type for e in history.events]
     assert EventType.EVENT_TYPE_TIMER_STARTED in types
     assert EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES not in types
+    # The loan's own contact time (the herd offset) is in status and on the workflow's page in the Web UI.
+    own = loan_contact_time(loan.loan_id, strategy.contact_time, strategy.contact_spread_minutes, time(21))
+    assert status.contact_time == own
+    assert status.contact_offset_seconds == (own.hour - 9) * 3600 + own.minute * 60 + own.second
+    assert status.next_step.due_at.astimezone(loan.zone).time() == own
+    assert f"**Contact time** {own:%H:%M:%S} local" in metadata.current_details
