@@ -4,7 +4,7 @@ Production runs several of these against a Temporal cluster and PostgreSQL (TEMP
 see deploy/). Without DATABASE_URL it uses the embedded PostgreSQL in OVERDUE_STATE_DIR/pgdata (starting it
 if `make run` has not), and without TEMPORAL_ADDRESS it connects to localhost:7233 — e.g. a second worker
 beside `make run`. SIGTERM / SIGINT stop it gracefully: no new tasks, in-flight activities get time to
-finish; past OVERDUE_WORKER_STOP_GRACE_SECONDS (15) it exits anyway (code 1), logging what it abandoned.
+finish; past OVERDUE_WORKER_STOP_GRACE_SECONDS (20) it exits anyway (code 1), logging what it abandoned.
 """
 
 from __future__ import annotations

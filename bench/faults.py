@@ -102,6 +102,11 @@ async def agency_silent(stack: FaultStack, say: Callable[[str], None]) -> None:
     say("sandbox agency answering again")
 
 
+def _tail(path: Path, lines: int = 12) -> str:
+    text = path.read_text(errors="replace").splitlines() if path.exists() else []
+    return "\n".join(f"    {line[:300]}" for line in text[-lines:])
+
+
 SCENARIOS: dict[str, Callable[[FaultStack, Callable[[str], None]], Awaitable[None]]] = {
     "worker_kill": worker_kill,
     "stack_restart": stack_restart,
@@ -131,20 +136,26 @@ async def run_scenario(
         say(f"stack up, worker pid {stack.worker.pid if stack.worker else '?'}; loans: {result}")
         await SCENARIOS[name](stack, say)
         if stack.worker is None or stack.worker.returncode is not None:
-            say("worker had exited: starting it again")  # what a supervisor (systemd, k8s) would do
+            code = None if stack.worker is None else stack.worker.returncode
+            say(f"worker had exited (code {code}): starting it again")  # as systemd or k8s would
             await stack.start_worker()
-        # Settle: counts until nothing is wrong, or `settle` seconds.
-        deadline = time.monotonic() + settle
+        # Settle: count until nothing is wrong, or `settle` seconds; never less than the slack, so a loan
+        # that stopped moving has had time to show it.
+        healed = time.monotonic()
+        deadline = healed + max(settle, slack.total_seconds() + 20)
         while True:
             await asyncio.sleep(10)
             counts = await count(stack.state_dir, stack.pool, stack.client, slack)
             problems = counts.problems()
-            if (not problems and not counts.outbox.get("queued")) or time.monotonic() > deadline:
+            watched = time.monotonic() - healed > slack.total_seconds() + 10
+            if (watched and not problems and not counts.outbox.get("queued")) or time.monotonic() > deadline:
                 break
             say(f"settling: {problems or counts.outbox}")
-        say("counted:")
+        say(f"counted (worker started {stack.worker_starts} times):")
         for line in counts.lines():
             print(line, flush=True)
+        if problems:
+            print(f"  worker log tail ({stack.worker_log}):\n{_tail(stack.worker_log)}", flush=True)
         return counts, problems
     except Exception as error:
         say(f"scenario failed to run: {type(error).__name__}: {error} (worker log {stack.worker_log})")

@@ -37,6 +37,8 @@ class Counts:
 
     def problems(self) -> list[str]:
         found = []
+        if not sum(self.deliveries.values()):
+            found.append("nothing delivered at all: the scenario exercised nothing")
         for channel, dups in self.duplicates.items():
             if dups and channel != "email":
                 found.append(f"{dups} duplicate {channel} deliveries")

@@ -82,7 +82,7 @@ class FaultStack:
         self.state_dir = state_dir
         self.day_seconds = day_seconds
         self.worker_log = worker_log
-        port, agency_port = free_port(), free_port()
+        port = free_port()
         self.temporal = TemporalDevServer(state_dir, port=port, headless=True)
         self.postgres = EmbeddedPostgres(state_dir / "pgdata")
         self.settings = Settings(
@@ -93,7 +93,7 @@ class FaultStack:
             sandbox_mailbox_port=0,
             sandbox_sms_port=0,
             sandbox_push_port=0,
-            sandbox_agency_port=agency_port,
+            sandbox_agency_port=0,  # a fixed free_port() can be taken by the dev server meanwhile
         )
         self.sandboxes: ChannelSandboxes | None = None
         self.agency: Any = None

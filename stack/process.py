@@ -37,10 +37,10 @@ class ShutdownSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OVERDUE_", extra="ignore")
 
     # From SIGTERM to exit, whatever hangs: in-flight activities get the SDK's 10 s graceful shutdown
-    # (stack.worker_runtime.GRACEFUL_SHUTDOWN) and closing the pool and HTTP sessions a few more. A
+    # (stack.worker_runtime.GRACEFUL_SHUTDOWN) and closing the pool and HTTP sessions up to 10 more. A
     # dependency that never answers (a frozen PostgreSQL) must not keep a deploy or a restart waiting for
     # ever: past this the process exits anyway, and Temporal retries the abandoned activities elsewhere.
-    worker_stop_grace_seconds: float = Field(default=15.0, gt=0, le=600)
+    worker_stop_grace_seconds: float = Field(default=20.0, gt=0, le=600)
 
 
 def abandon_after(grace: float, describe: Callable[[], list[str]], log: Any) -> threading.Timer:
