@@ -5,6 +5,10 @@
     GET  /messages/{id}          one mail: headers and text (HTML); /messages/{id}.eml is the raw file
     GET  /api/messages           the list as JSON; /api/messages/{id} one mail with its text, as JSON
 
+Connected to the inbound app (`make run`, stack/sandbox/inbound_controls.py), each mail's page can send a
+delivery receipt, a hard bounce or the borrower's reply, and a mail sent over SMTP to the lender's own address
+(OVERDUE_SMTP_FROM) is forwarded to it as a reply.
+
 Recipients whose local part ends in 0000 are refused with 550 5.1.1 (the "no such user" bounce);
 `fail_next(n)` makes the next n recipients get 451 4.3.0 (a transient refusal).
 """
@@ -24,11 +28,19 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from stack.sandbox.common import HOST, HttpSandbox, bind, now_iso
 from stack.sandbox.gateway import INVALID_SUFFIX
+from stack.sandbox.inbound_controls import (
+    EMAIL_EVENTS,
+    InboundLink,
+    forwarded_reply,
+    mail_controls,
+    mail_event,
+)
 
 _ID = r"[0-9]{19,20}-[0-9a-f]{8}"
 _ID_PATTERN = re.compile(f"^{_ID}$")
@@ -64,6 +76,7 @@ class _Capture:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         mail_id = self._mailbox.store(envelope)
+        await self._mailbox.forward_reply(mail_id, envelope.rcpt_tos)
         return f"250 OK queued as {mail_id}"
 
 
@@ -85,6 +98,24 @@ class MailCapture(HttpSandbox):
         self._connections: set[SMTP] = set()
         self._failures = 0
         self.smtp_port = 0
+        self.inbound: InboundLink | None = None
+        self.reply_address: str | None = None  # the lender's own address: mail to it is a reply
+
+    def connect_inbound(self, url: str, secret: str, reply_address: str | None = None) -> None:
+        self.inbound = InboundLink(url, secret)
+        self.reply_address = reply_address
+
+    async def forward_reply(self, mail_id: str, recipients: list[str]) -> None:
+        """A mail to the lender's own address goes to the inbound app as the borrower's reply."""
+        wanted = (self.reply_address or "").lower()
+        if self.inbound is None or not wanted or wanted not in (r.lower() for r in recipients):
+            return
+        mail = self.read(mail_id)
+        event = forwarded_reply(str(mail.get("From", "")), str(mail.get("Subject", "")), text_of(mail))
+        try:
+            await self.inbound.send(EMAIL_EVENTS, event)
+        except (OSError, TimeoutError, aiohttp.ClientError):
+            logging.getLogger("overdue.sandbox").warning("sandbox mailbox: inbound app unreachable")
 
     @property
     def url(self) -> str:
@@ -215,6 +246,7 @@ class MailCapture(HttpSandbox):
             web.get(f"/api/messages/{{mail_id:{_ID}}}", self._api_one),
             web.get(f"/messages/{{mail_id:{_ID}}}.eml", self._raw),
             web.get(f"/messages/{{mail_id:{_ID}}}", self._view),
+            web.post(f"/messages/{{mail_id:{_ID}}}/event", self._event),
         ]
 
     def _one(self, request: web.Request) -> str:
@@ -268,7 +300,23 @@ class MailCapture(HttpSandbox):
             f'<a href="/api/messages/{mail_id}">JSON</a></p>'
             f"<table>{headers}</table><pre>{_e(mail['text'])}</pre>"
         )
+        if self.inbound is not None:
+            sent = request.query.get("sent")
+            body += (f'<p role="status">{_e(sent)}</p>' if sent else "") + mail_controls(mail_id)
         return _page(str(mail["headers"].get("Subject", mail_id)), body)
+
+    async def _event(self, request: web.Request) -> web.Response:
+        """A control of the mail's page: the provider's receipt or bounce, or a reply, to the inbound app."""
+        mail_id = self._one(request)
+        form = await request.post()
+        kind = str(form.get("type", ""))
+        event = mail_event(self.summary(mail_id)["headers"], kind, str(form.get("text", "")).strip())
+        if self.inbound is None or event is None:
+            raise web.HTTPBadRequest(
+                text="type: delivered, bounce or reply (with text); inbound app connected"
+            )
+        status = await self.inbound.send(EMAIL_EVENTS, event)
+        raise web.HTTPSeeOther(f"/messages/{mail_id}?sent={kind}+sent:+inbound+app+answered+{status}")
 
 
 def text_of(mail: EmailMessage) -> str:

@@ -2,6 +2,8 @@
 
     POST /push   (Idempotency-Key and, when a secret is set, a valid X-Overdue-Signature required)
     GET  /push   every push it accepted, as JSON
+    GET  /       the log as a page; connected to the inbound app (make run), with buttons that send a
+                 delivery receipt back (stack/sandbox/inbound_controls.py)
 
 App accounts ending in 0000 have no device: 410 {"error": "no_device"}.
 """
@@ -16,12 +18,15 @@ from aiohttp import web
 from activities.channels.push import SIGNATURE_HEADER, signature_valid
 from stack.sandbox.common import HOST
 from stack.sandbox.gateway import INVALID_SUFFIX, IdempotentGateway, error
+from stack.sandbox.inbound_controls import PUSH_RECEIPTS, GatewayControls
 
 
-class PushWebhookSandbox(IdempotentGateway):
+class PushWebhookSandbox(GatewayControls, IdempotentGateway):
     channel = "push"
     path = "/push"
     id_prefix = "push"
+    receipt_path = PUSH_RECEIPTS
+    failure_code = "no_device"
 
     def __init__(
         self,
@@ -34,6 +39,9 @@ class PushWebhookSandbox(IdempotentGateway):
     ) -> None:
         super().__init__(log_file, host=host, port=port, setting=setting)
         self.secret = secret
+
+    def routes(self) -> list[web.RouteDef]:
+        return [*super().routes(), *self.control_routes()]
 
     def authorize(self, request: web.Request, body: bytes) -> web.Response | None:
         if self.secret is not None and not signature_valid(

@@ -2,6 +2,8 @@
 
     POST /messages   (Idempotency-Key and, when configured, the API key header required)
     GET  /messages   every SMS it accepted, as JSON
+    GET  /           the log as a page; connected to the inbound app (make run), with buttons that send a
+                     delivery receipt or a reply back (stack/sandbox/inbound_controls.py)
 
 Numbers that are not E.164, or end in 0000, get 422 {"error": "invalid_number"}.
 """
@@ -16,12 +18,16 @@ from aiohttp import web
 from domain.loan import E164
 from stack.sandbox.common import HOST
 from stack.sandbox.gateway import INVALID_SUFFIX, IdempotentGateway, error
+from stack.sandbox.inbound_controls import SMS_RECEIPTS, GatewayControls
 
 
-class SmsGatewaySandbox(IdempotentGateway):
+class SmsGatewaySandbox(GatewayControls, IdempotentGateway):
     channel = "sms"
     path = "/messages"
     id_prefix = "sms"
+    receipt_path = SMS_RECEIPTS
+    failure_code = "unknown_subscriber"
+    replies = True
 
     def __init__(
         self,
@@ -36,6 +42,9 @@ class SmsGatewaySandbox(IdempotentGateway):
         super().__init__(log_file, host=host, port=port, setting=setting)
         self.api_key = api_key
         self.api_key_header = api_key_header
+
+    def routes(self) -> list[web.RouteDef]:
+        return [*super().routes(), *self.control_routes()]
 
     def authorize(self, request: web.Request, body: bytes) -> web.Response | None:
         if self.api_key is not None and request.headers.get(self.api_key_header) != self.api_key:
