@@ -17,9 +17,11 @@ import pytest
 import pytest_asyncio
 from temporalio import workflow
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import RoutingConfigUpdateState
 from temporalio.api.enums.v1 import VersioningBehavior as ApiVersioningBehavior
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
     DescribeWorkflowExecutionRequest,
     SetWorkerDeploymentCurrentVersionRequest,
 )
@@ -138,6 +140,21 @@ async def _set_current(client: Client, deployment: str, build_id: str) -> None:
         return True
 
     await _eventually(attempt, f"{deployment}.{build_id} registered")
+
+    async def propagated() -> bool | None:
+        info = (
+            await client.workflow_service.describe_worker_deployment(
+                DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment)
+            )
+        ).worker_deployment_info
+        current = info.routing_config.current_deployment_version.build_id == build_id
+        done = (
+            info.routing_config_update_state == RoutingConfigUpdateState.ROUTING_CONFIG_UPDATE_STATE_COMPLETED
+        )
+        return True if current and done else None
+
+    # The task queues learn the new current version asynchronously; until then new runs may go to the old.
+    await _eventually(propagated, f"{deployment}.{build_id} current on the task queues")
 
 
 async def _running_on(client: Client, workflow_id: str) -> WorkflowExecutionInfo:
