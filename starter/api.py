@@ -21,9 +21,6 @@ a servicing integration depends on the message models only.
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -31,29 +28,29 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import ApplicationError, FailureError
-from temporalio.service import RPCError, RPCStatusCode
-from tqdm import tqdm
+from temporalio.service import RPCError
 
 from authority import Actor, CannotAct, Role, Signer
-from domain.arrangements import (
-    AgencyRecall,
-    Escalate,
-    InterestWaiver,
-    SettlementApproval,
-    StageHold,
-    StageHoldRelease,
-)
 from domain.contact_profiles import ContactProfile, load_profiles
 from domain.contact_rules import ContactState
 from domain.loan import DEFAULT_MAX_OVERDUE_YEARS, Loan, Payment, check_overdue_since
 from domain.strategy import Strategy, load_strategy
 from stack.settings import Settings
+from starter.arrangement_calls import ArrangementCalls
+from starter.errors import (
+    CollectionClosed,
+    ContactNotAllowed,
+    NotALoan,
+    PromiseRejected,
+    RequestRefused,
+    UnknownLoan,
+    explain,
+)
 from starter.requests import (
     MAX_DEMO_DAY_SECONDS,
     MIN_DEMO_DAY_SECONDS,
@@ -69,10 +66,13 @@ from starter.requests import (
 )
 from starter.requests import validated as _validated
 from starter.starting import (
+    PROGRESS_MIN_LOANS,
     START_RESULTS,
+    StartFailed,
     StartResult,
     WorkflowIdTaken,
     initial_search_attributes,
+    start_batch,
     start_cycle,
     start_details,
     start_summary,
@@ -82,17 +82,10 @@ from workflows.messages import (
     CLAIM_CONTACT_UPDATE,
     CLOSE_SIGNAL,
     CONTACT_NOT_ALLOWED,
-    ESCALATE_STAGE_UPDATE,
-    HOLD_STAGE_UPDATE,
     PAYMENT_SIGNAL,
     PROMISE_UPDATE,
-    RECALL_FROM_AGENCY_UPDATE,
-    RELEASE_STAGE_HOLD_UPDATE,
-    REPAYMENT_PLAN_UPDATE,
-    SETTLEMENT_UPDATE,
     STATUS_QUERY,
     TASK_QUEUE,
-    WAIVE_INTEREST_UPDATE,
     WORKFLOW_NAME,
     CloseRequest,
     CollectionInput,
@@ -107,11 +100,19 @@ from workflows.messages import (
 __all__ = [
     "MAX_DEMO_DAY_SECONDS",
     "MIN_DEMO_DAY_SECONDS",
+    "PROGRESS_MIN_LOANS",
     "START_RESULTS",
     "Actor",
+    "CollectionClosed",
     "CollectionsStarter",
+    "ContactNotAllowed",
     "InvalidRequest",
+    "NotALoan",
+    "PromiseRejected",
+    "RequestRefused",
+    "StartFailed",
     "StartResult",
+    "UnknownLoan",
     "WorkflowIdTaken",
     "build_close",
     "build_payment",
@@ -128,86 +129,10 @@ __all__ = [
 
 SERVICING_ACTIONS = (PAYMENT_SIGNAL, CLOSE_SIGNAL)  # servicing's own key acts for these by default
 
-# start_many shows a progress bar (on a terminal) from this many loans on.
-PROGRESS_MIN_LOANS = 50
-
-# -- errors --------------------------------------------------------------------------------------------------
-
-
-class UnknownLoan(LookupError):
-    """No collection workflow exists for this loan id."""
-
-    def __init__(self, loan_id: str) -> None:
-        self.loan_id = loan_id
-        super().__init__(f"no collection for loan {loan_id} (workflow {workflow_id(loan_id)} not found)")
-
-
-class NotALoan(LookupError):
-    """The workflow found under this loan id is not a loan's collection (e.g. a legal case or placement)."""
-
-    def __init__(self, loan_id: str, workflow_type: str) -> None:
-        self.loan_id = loan_id
-        self.workflow_type = workflow_type
-        super().__init__(
-            f"{loan_id} is not a loan id: workflow {workflow_id(loan_id)} is a {workflow_type}, "
-            "not a loan's collection (give the loan's own id)"
-        )
-
-
-class CollectionClosed(RuntimeError):
-    """The loan's collection has ended, so it takes no more payments, promises or close requests."""
-
-    def __init__(self, loan_id: str, status: str) -> None:
-        self.loan_id = loan_id
-        self.status = status
-        super().__init__(f"the collection of loan {loan_id} has already ended ({status})")
-
-
-class PromiseRejected(Exception):
-    """The workflow refused a promise to pay; `reason` names the field to fix (e.g. 'amount_minor: ...')."""
-
-    def __init__(self, loan_id: str, reason: str) -> None:
-        self.loan_id = loan_id
-        self.reason = reason
-        super().__init__(f"promise for loan {loan_id} rejected: {reason}")
-
-
-class RequestRefused(Exception):
-    """The workflow refused a collector's hold, preference, outcome or arrangement; nothing changed.
-    `reason` names the field to fix ("instalments[1].due_date: ...") or "loan: ..." for the case."""
-
-    def __init__(self, loan_id: str, reason: str) -> None:
-        self.loan_id = loan_id
-        self.reason = reason
-        super().__init__(f"{loan_id}: {reason}")
-
-
-class ContactNotAllowed(Exception):
-    """The contact rules refuse a call or visit now (hours, caps, holds, opt-outs, cease); nothing counted.
-    `allowed_at`: when it becomes allowed (the workflow's clock), or None while the restriction lasts."""
-
-    def __init__(self, loan_id: str, reason: str, allowed_at: datetime | None) -> None:
-        self.loan_id = loan_id
-        self.reason = reason
-        self.allowed_at = allowed_at
-        when = f"; allowed from {allowed_at.isoformat()}" if allowed_at else "; not while this lasts"
-        super().__init__(f"{loan_id}: {reason}{when}")
-
-
-class StartFailed(RuntimeError):
-    """Some loans of a batch could not be started. The others were; running the batch again is safe."""
-
-    def __init__(self, results: dict[str, StartResult], failures: dict[str, BaseException]) -> None:
-        self.results = results
-        self.failures = failures
-        first_id, first = next(iter(failures.items()))
-        super().__init__(f"{len(failures)} loan(s) could not be started (first: {first_id}: {first})")
-
-
 # -- the API -------------------------------------------------------------------------------------------------
 
 
-class CollectionsStarter:
+class CollectionsStarter(ArrangementCalls):
     """Start loans into collections and send them payments, promises and close requests.
 
     `strategy`: the strategy new loans start with; by default loaded (once, on first start) from
@@ -338,31 +263,8 @@ class CollectionsStarter:
         A progress bar is shown on a terminal for large batches. If some starts fail (server errors), the rest
         still run and `StartFailed` reports both; starting the same loans again is always safe.
         """
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        repeated = sorted(i for i, n in Counter(loan.loan_id for loan in loans).items() if n > 1)
-        if repeated:
-            raise ValueError(f"loan ids must be unique in a batch; repeated: {', '.join(repeated[:10])}")
-        _ = self.strategy  # load (and validate) the strategy once, before any start
-        semaphore = asyncio.Semaphore(concurrency)
-        results: dict[str, StartResult] = {}
-        failures: dict[str, BaseException] = {}
-        show = progress and len(loans) >= PROGRESS_MIN_LOANS and sys.stderr.isatty()
-        with tqdm(total=len(loans), unit="loan", desc="starting", disable=not show, file=sys.stderr) as bar:
-
-            async def start(loan: Loan) -> None:
-                async with semaphore:
-                    try:
-                        results[loan.loan_id] = await self.start_loan(loan)
-                    except Exception as error:
-                        failures[loan.loan_id] = error
-                    bar.update(1)
-
-            await asyncio.gather(*(start(loan) for loan in loans))
-        ordered = {loan.loan_id: results[loan.loan_id] for loan in loans if loan.loan_id in results}
-        if failures:
-            raise StartFailed(ordered, failures)
-        return ordered
+        _ = self.strategy, self.profiles  # load (and validate) the definitions once, before any start
+        return await start_batch(self.start_loan, loans, concurrency=concurrency, progress=progress)
 
     # -- events for a running loan ---------------------------------------------------------------------------
 
@@ -474,73 +376,6 @@ class CollectionsStarter:
         check_loan_id(loan_id)
         return await self._update(loan_id, update, request, CollectionStatus, actor)
 
-    async def arrange_plan(
-        self,
-        loan_id: str,
-        instalments: Sequence[tuple[int, date]],
-        collector: str,
-        note: str | None = None,
-        *,
-        actor: Actor | None = None,
-    ) -> CollectionStatus:
-        """A repayment plan agreed with the borrower: (amount_minor, borrower-local due date) each."""
-        check_loan_id(loan_id)
-        request = build_plan_request(instalments, collector, note)
-        return await self.arrangement(loan_id, REPAYMENT_PLAN_UPDATE, request, actor=actor)
-
-    async def approve_settlement(
-        self,
-        loan_id: str,
-        amount_minor: int,
-        due_date: date,
-        approver: str,
-        note: str | None = None,
-        *,
-        actor: Actor | None = None,
-    ) -> CollectionStatus:
-        """A settlement for less than the arrears; paid by `due_date`, the case ends as "settled"."""
-        request = _validated(
-            SettlementApproval,
-            {"approver": approver, "amount_minor": amount_minor, "due_date": due_date, "note": note},
-        )
-        return await self.arrangement(loan_id, SETTLEMENT_UPDATE, request, actor=actor)
-
-    async def waive_interest(
-        self, loan_id: str, amount_minor: int, approver: str, reason: str, *, actor: Actor | None = None
-    ) -> CollectionStatus:
-        """Lower the arrears by `amount_minor`; a waiver that clears them closes the case as paid."""
-        request = _validated(
-            InterestWaiver, {"approver": approver, "amount_minor": amount_minor, "reason": reason}
-        )
-        return await self.arrangement(loan_id, WAIVE_INTEREST_UPDATE, request, actor=actor)
-
-    async def hold_stage(
-        self, loan_id: str, until: date, approver: str, reason: str, *, actor: Actor | None = None
-    ) -> CollectionStatus:
-        """No stage advance before `until` (borrower-local date, at most 90 days ahead)."""
-        request = _validated(StageHold, {"approver": approver, "until": until, "reason": reason})
-        return await self.arrangement(loan_id, HOLD_STAGE_UPDATE, request, actor=actor)
-
-    async def release_stage_hold(
-        self, loan_id: str, approver: str, reason: str, *, actor: Actor | None = None
-    ) -> CollectionStatus:
-        request = _validated(StageHoldRelease, {"approver": approver, "reason": reason})
-        return await self.arrangement(loan_id, RELEASE_STAGE_HOLD_UPDATE, request, actor=actor)
-
-    async def escalate_stage(
-        self, loan_id: str, approver: str, reason: str, *, actor: Actor | None = None
-    ) -> CollectionStatus:
-        """Move the case to the next stage now; its first step runs as soon as the contact rules allow."""
-        request = _validated(Escalate, {"approver": approver, "reason": reason})
-        return await self.arrangement(loan_id, ESCALATE_STAGE_UPDATE, request, actor=actor)
-
-    async def recall_from_agency(
-        self, loan_id: str, approver: str, reason: str, *, actor: Actor | None = None
-    ) -> CollectionStatus:
-        """Take the account back from its agency (not re-placed automatically)."""
-        request = _validated(AgencyRecall, {"approver": approver, "reason": reason})
-        return await self.arrangement(loan_id, RECALL_FROM_AGENCY_UPDATE, request, actor=actor)
-
     async def close(
         self, loan_id: str, reason: str, note: str | None = None, *, actor: Actor | None = None
     ) -> CloseRequest:
@@ -596,18 +431,4 @@ class CollectionsStarter:
         return NotALoan(loan_id, description.workflow_type)
 
     async def _explain(self, loan_id: str, error: RPCError) -> Exception:
-        """NOT_FOUND means either no such loan or a finished collection; tell the caller which."""
-        if error.status != RPCStatusCode.NOT_FOUND:
-            return error
-        try:
-            description = await self.handle(loan_id).describe()
-        except RPCError as described:
-            if described.status == RPCStatusCode.NOT_FOUND:
-                return UnknownLoan(loan_id)
-            return described
-        if description.workflow_type != WORKFLOW_NAME:
-            return NotALoan(loan_id, description.workflow_type)
-        if description.status == WorkflowExecutionStatus.RUNNING:
-            return error
-        status = description.status.name.lower() if description.status else "closed"
-        return CollectionClosed(loan_id, status)
+        return await explain(self.handle(loan_id), loan_id, error)

@@ -15,8 +15,10 @@ start finds the id taken (see `start_cycle`):
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal, get_args
 
@@ -28,6 +30,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from tqdm import tqdm
 
 from domain.loan import Loan, format_money
 from domain.strategy import Strategy
@@ -58,6 +61,16 @@ class WorkflowIdTaken(RuntimeError):
             f"loan {loan_id}: workflow id {workflow_id(loan_id)} is taken by a {workflow_type}, "
             "not a loan's collection; nothing was started"
         )
+
+
+class StartFailed(RuntimeError):
+    """Some loans of a batch could not be started. The others were; running the batch again is safe."""
+
+    def __init__(self, results: dict[str, StartResult], failures: dict[str, BaseException]) -> None:
+        self.results = results
+        self.failures = failures
+        first_id, first = next(iter(failures.items()))
+        super().__init__(f"{len(failures)} loan(s) could not be started (first: {first_id}: {first})")
 
 
 def cycle_memo(overdue_since: date) -> dict[str, str]:
@@ -177,3 +190,48 @@ def initial_search_attributes(loan: Loan, segment: str) -> TypedSearchAttributes
             SearchAttributePair(sa.COLLECTION_OUTCOME, "open"),
         ]
     )
+
+
+# start_batch shows a progress bar (on a terminal) from this many loans on.
+PROGRESS_MIN_LOANS = 50
+
+
+async def start_batch(
+    start_one: Callable[[Loan], Awaitable[StartResult]],
+    loans: Sequence[Loan],
+    *,
+    concurrency: int,
+    progress: bool = True,
+) -> dict[str, StartResult]:
+    """`start_one` for every loan, `concurrency` calls in flight; results by loan id, in input order.
+
+    Pipelined: `concurrency` long-lived starters each take the next loan as soon as their call returns, so
+    the connection always has `concurrency` starts in flight and no task is created, scheduled or parked
+    on a semaphore per loan (with thousands of loans that bookkeeping alone cost more than the starts).
+    If some starts fail (server errors), the rest still run and `StartFailed` reports both.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    repeated = sorted(i for i, n in Counter(loan.loan_id for loan in loans).items() if n > 1)
+    if repeated:
+        raise ValueError(f"loan ids must be unique in a batch; repeated: {', '.join(repeated[:10])}")
+    results: dict[str, StartResult] = {}
+    failures: dict[str, BaseException] = {}
+    queue = iter(loans)
+    show = progress and len(loans) >= PROGRESS_MIN_LOANS and sys.stderr.isatty()
+    with tqdm(total=len(loans), unit="loan", desc="starting", disable=not show, file=sys.stderr) as bar:
+
+        async def starter() -> None:
+            for loan in queue:  # a shared iterator: each loan is taken by exactly one starter
+                try:
+                    results[loan.loan_id] = await start_one(loan)
+                except Exception as error:
+                    failures[loan.loan_id] = error
+                if show:
+                    bar.update(1)
+
+        await asyncio.gather(*(starter() for _ in range(min(concurrency, len(loans)))))
+    ordered = {loan.loan_id: results[loan.loan_id] for loan in loans if loan.loan_id in results}
+    if failures:
+        raise StartFailed(ordered, failures)
+    return ordered
