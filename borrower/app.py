@@ -132,10 +132,7 @@ def create_app(services: Services) -> FastAPI:
             base=f"/l/{token}",
             csrf_token=csrf_of(session),
             can_pay=services.payments is not None,
-            errors={},
-            form={},
-            active=None,
-            **(shown | values),
+            **({"errors": {}, "form": {}, "active": None} | shown | values),
         )
 
     @app.post("/l/{token}/code")

@@ -1,0 +1,261 @@
+"""The borrower page end to end over ASGI: code flow and its limits, a forwarded link that shows nothing, and
+the borrower's actions reaching the real workflow as actor `borrower`, refused with the workflow's reason."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from borrower.app import COOKIE
+from starter.api import CollectionsStarter, ContactNotAllowed
+from tests.admin.conftest import zone_at
+from tests.authority.keys import COLLECTOR
+from tests.borrower.conftest import KeptCodes, cn_loan, csrf, message_link, running, us_loan, verified
+
+pytestmark = pytest.mark.asyncio
+
+
+def new_client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+async def test_a_forwarded_link_shows_nothing_without_the_code(
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    codes: KeptCodes,
+    app: FastAPI,
+) -> None:
+    async with running(cn_loan(), local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan)
+        page = await client.get(path)
+        assert page.status_code == 200 and 'id="code"' in page.text
+        for secret in (loan.loan_id, loan.borrower.name, "800.00", "800", loan.borrower.phone, "Demo Lender"):
+            assert secret not in page.text
+        # Posting an action without a session changes nothing and shows the code page again.
+        before = await starter.status(loan.loan_id)
+        refused = await client.post(f"{path}/promise", data={"amount": "100", "due_date": "2099-01-01"})
+        assert refused.status_code == 403 and "800" not in refused.text
+        assert (await starter.status(loan.loan_id)).open_promise == before.open_promise is None
+        # The code goes to the number the message went to, never to one the visitor names.
+        assert (await client.post(f"{path}/code", data={"recipient": "+15550000000"})).status_code == 200
+        assert codes.sent[-1].recipient == loan.borrower.phone and codes.sent[-1].channel == "sms"
+        # A session of another link opens nothing here.
+        other = await message_link(db_pool, loan)
+        async with new_client(app) as stranger:
+            await verified(stranger, codes, other)
+            cookie = stranger.cookies.get(COOKIE)
+            assert cookie
+            client.cookies.set(COOKIE, cookie)  # the other link's session, presented on this link
+            shown = await client.get(path)
+            assert shown.status_code == 200 and "800" not in shown.text
+
+
+async def test_wrong_expired_and_too_many_codes(
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    codes: KeptCodes,
+) -> None:
+    async with running(cn_loan(), local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan)
+        assert (await client.post(f"{path}/verify", data={"code": "123456"})).status_code == 422  # none yet
+        await client.post(f"{path}/code")
+        good = codes.last_code()
+        wrong = f"{(int(good) + 1) % 1_000_000:06d}"
+        answer = await client.post(f"{path}/verify", data={"code": wrong})
+        assert (
+            answer.status_code == 422
+            and "验证码不正确" in answer.text
+            and 'aria-invalid="true"' in answer.text
+        )
+        # Expired: the right code, ten minutes late.
+        await db_pool.execute("UPDATE borrower_codes SET expires_at = now() - interval '1 second'")
+        late = await client.post(f"{path}/verify", data={"code": good})
+        assert late.status_code == 422 and "验证码已过期" in late.text and COOKIE not in late.cookies
+        # Five wrong tries lock the code: the right one no longer opens anything.
+        await client.post(f"{path}/code")
+        good = codes.last_code()
+        wrong = f"{(int(good) + 1) % 1_000_000:06d}"
+        for _ in range(5):
+            await client.post(f"{path}/verify", data={"code": wrong})
+        locked = await client.post(f"{path}/verify", data={"code": good})
+        assert locked.status_code == 422 and "尝试次数过多" in locked.text
+        # Three codes per link an hour: the fourth request sends nothing.
+        sent = len(codes.sent)
+        assert (await client.post(f"{path}/code")).status_code == 200
+        limited = await client.post(f"{path}/code")
+        assert limited.status_code == 429 and len(codes.sent) == sent + 1
+        # Five codes per address an hour, whatever the link: two more links reach the limit.
+        for _ in range(2):
+            assert (await client.post(f"{await message_link(db_pool, loan)}/code")).status_code == 200
+        by_address = await client.post(f"{await message_link(db_pool, loan)}/code")
+        assert by_address.status_code == 429 and "该号码或邮箱" in by_address.text
+
+
+async def test_verified_the_page_shows_what_is_owed_and_a_promise_is_the_borrowers(
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    codes: KeptCodes,
+) -> None:
+    async with running(cn_loan(), local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan)
+        page = await verified(client, codes, path)
+        assert "CNY 800.00" in page and loan.overdue_since.isoformat() in page and "您的权利" in page
+        due = (datetime.now(UTC) + timedelta(days=5)).date().isoformat()
+        done = await client.post(
+            f"{path}/promise", data={"csrf": csrf(page), "amount": "300", "due_date": due}
+        )
+        assert done.status_code == 200 and "已记录您于" in done.text, done.text
+        promise = (await starter.status(loan.loan_id)).open_promise
+        assert promise is not None and promise.collector == "borrower" and promise.amount_minor == 30_000
+        # Without the form's token (another site posting with the cookie) nothing happens.
+        forged = await client.post(f"{path}/dispute", data={"text": "this is not my debt at all"})
+        assert forged.status_code == 403
+        assert not (await starter.status(loan.loan_id)).contact.dispute_open  # type: ignore[union-attr]
+
+
+async def test_a_plan_outside_the_bounds_is_refused_with_the_reason_next_to_the_field(
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    codes: KeptCodes,
+) -> None:
+    async with running(cn_loan(), local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan)
+        page = await verified(client, codes, path)
+        late = (date.today() + timedelta(days=60)).isoformat()  # 12 monthly instalments: past 12 months
+        refused = await client.post(
+            f"{path}/plan", data={"csrf": csrf(page), "count": "12", "first": late, "every": "month"}
+        )
+        text = html.unescape(refused.text)
+        assert refused.status_code == 422
+        assert 'id="plan-first-error"' in text and "more than 12 months ahead" in text
+        assert 'aria-describedby="plan-first-error"' in text
+        assert (await starter.status(loan.loan_id)).repayment_plan is None
+        soon = (date.today() + timedelta(days=3)).isoformat()
+        agreed = await client.post(
+            f"{path}/plan", data={"csrf": csrf(page), "count": "4", "first": soon, "every": "month"}
+        )
+        assert agreed.status_code == 200 and "分期还款计划已确认" in agreed.text
+        plan = (await starter.status(loan.loan_id)).repayment_plan
+        assert plan is not None and plan.collector == "borrower" and plan.total_minor == 80_000
+        assert [i.amount_minor for i in plan.instalments] == [20_000] * 4
+
+
+async def test_a_dispute_on_a_us_loan_stops_contact(
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    codes: KeptCodes,
+) -> None:
+    async with running(us_loan(zone_at(12).key), local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan, locale="en")
+        page = await verified(client, codes, path)
+        assert "You may dispute this debt in writing" in page
+        short = await client.post(f"{path}/dispute", data={"csrf": csrf(page), "text": "no"})
+        assert short.status_code == 422 and "between 10 and 1000" in short.text
+        done = await client.post(
+            f"{path}/dispute", data={"csrf": csrf(page), "text": "I never took this loan; please verify it."}
+        )
+        assert done.status_code == 200 and "Your dispute is recorded" in done.text
+        status = await starter.status(loan.loan_id)
+        assert status.contact is not None and status.contact.dispute_open
+        with pytest.raises(ContactNotAllowed):
+            await starter.claim_contact(
+                loan.loan_id, str(uuid.uuid4()), "call", COLLECTOR.name, actor=COLLECTOR
+            )
+
+
+async def test_hardship_preferences_and_call_back(
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    codes: KeptCodes,
+) -> None:
+    async with running(cn_loan(), local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan)
+        page = await verified(client, codes, path)
+        token = csrf(page)
+        bad = await client.post(f"{path}/hardship", data={"csrf": token, "income": "lots", "spending": "100"})
+        assert bad.status_code == 422 and 'id="hardship-income-error"' in bad.text
+        done = await client.post(
+            f"{path}/hardship", data={"csrf": token, "income": "0", "spending": "2500", "dependants": "2"}
+        )
+        assert done.status_code == 200 and "暂停催收30天" in done.text
+        status = await starter.status(loan.loan_id)
+        assert status.contact is not None and status.contact.hardship_until is not None
+        task = await db_pool.fetchrow(
+            "SELECT kind, note, pool FROM collector_tasks "
+            "WHERE loan_id = $1 AND step_key = 'borrower:hardship'",
+            loan.loan_id,
+        )
+        assert (
+            task is not None
+            and task["kind"] == "review"
+            and "dependants 2" in task["note"]
+            and task["pool"] == status.segment
+        )
+        assert (
+            await client.post(f"{path}/optout", data={"csrf": token, "channel": "sms"})
+        ).status_code == 200
+        hours = await client.post(f"{path}/hours", data={"csrf": token, "start": "10:00", "end": "12:00"})
+        assert hours.status_code == 200
+        status = await starter.status(loan.loan_id)
+        assert status.contact is not None and "sms" in status.contact.opted_out_channels
+        assert status.contact.preferred_hours is not None
+        assert (await client.post(f"{path}/callback", data={"csrf": token})).status_code == 200
+        assert (
+            await db_pool.fetchval(
+                "SELECT kind FROM collector_tasks WHERE loan_id = $1 AND step_key = 'borrower:callback'",
+                loan.loan_id,
+            )
+            == "call"
+        )
+
+
+async def test_the_link_is_revoked_when_the_collection_ends(
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    codes: KeptCodes,
+) -> None:
+    async with running(cn_loan(), local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan)
+        await verified(client, codes, path)
+        await starter.pay(loan.loan_id, 80_000, f"pay-{uuid.uuid4().hex[:8]}")
+        for _ in range(50):  # the signal is applied by the workflow a moment later
+            if (await starter.status(loan.loan_id)).outcome is not None:
+                break
+        ended = await client.get(path)
+        assert ended.status_code == 410 and "该链接已失效" in ended.text and "800" not in ended.text
+        token_hash = hashlib.sha256(path.rsplit("/", 1)[1].encode()).digest()
+        assert await db_pool.fetchval(
+            "SELECT revoked_at FROM borrower_links WHERE token_hash = $1", token_hash
+        )
+        assert not await db_pool.fetchval(
+            "SELECT count(*) FROM borrower_sessions WHERE token_hash = $1", token_hash
+        )
