@@ -23,6 +23,7 @@ from admin import metrics
 from admin.charts import Series, bar_chart, compact, line_chart, percent, stacked_bar_chart
 from admin.i18n import translator
 from admin.portfolio_query import DPD_LABELS
+from admin.self_service import self_service
 from admin.web import STAGE_LABELS, CurrentUser, locale_of, render, services_of
 from domain.loan import CURRENCIES
 
@@ -116,6 +117,7 @@ async def dashboard(request: Request, user: CurrentUser, currency: str | None = 
         book_query = queries.create_task(metrics.open_book(pool, chosen))
         by_stage_query = queries.create_task(metrics.recovered_by_stage(pool, chosen))
         by_agency_query = queries.create_task(metrics.recovered_by_agency(pool, chosen))
+        self_service_query = queries.create_task(self_service(pool, chosen))
     book, promises, cures = book_query.result(), promises_query.result(), cures_query.result()
     rolls, deferrals = rolls_query.result(), deferrals_query.result()
     by_stage, by_agency = by_stage_query.result(), by_agency_query.result()
@@ -204,6 +206,7 @@ async def dashboard(request: Request, user: CurrentUser, currency: str | None = 
         "by_stage": by_stage,
         "by_agency": by_agency,
         "deferrals": deferrals,
+        "self_service": self_service_query.result(),
         "charts": charts,
         "dead_letters_total": dead_letters_query.result() if dead_letters_query is not None else None,
         "stage": stage,
