@@ -1,22 +1,21 @@
 """What the inbound app does outside its own tables: tell the loan's workflow, answer the borrower.
 
 `WorkflowDesk` sends the opt-out through the loan's own update (`opt_out`, the same validators as a
-collector's), signed as the borrower when the authority knows that role, else as this process's servicing
-identity. `ReplySender` sends the confirmation or help SMS through the outbox (one row per event, so a
-retried webhook never sends twice) and the configured SMS channel.
+collector's), signed as the borrower (this process needs the borrower signing key, as the borrower page).
+`ReplySender` sends the confirmation or help SMS through the outbox (one row per event, so a retried webhook
+never sends twice) and the configured SMS channel.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol
 
 import structlog
 from temporalio.exceptions import ApplicationError
 
 from activities.messaging import ChannelAdapter, OutboxAdapter, RenderedMessage
-from authority.keys import ROLES, Role
-from authority.signer import Actor, Signer
+from authority.signer import Actor
 from domain.holds import OptOut
 from starter.api import (
     CollectionClosed,
@@ -43,14 +42,9 @@ class LoanDesk(Protocol):
     async def opt_out(self, loan_id: str, channel: Literal["sms", "email"], via: str) -> DeskAnswer: ...
 
 
-BORROWER = cast(Role, "borrower")
-
-
-def borrower_actor(signer: Signer) -> Actor:
-    """The borrower acts for their own reply, once the authority has the role; until then servicing."""
-    if BORROWER in ROLES:
-        return Actor("borrower", BORROWER)
-    return signer.default_actor(("servicing",))
+# The borrower acts for their own reply (role and identity "borrower", the key of the borrower page): the
+# role allows only the borrower's own requests, opt-outs among them (workflows/actors.py).
+BORROWER = Actor("borrower", "borrower")
 
 
 class WorkflowDesk:
@@ -59,9 +53,8 @@ class WorkflowDesk:
 
     async def opt_out(self, loan_id: str, channel: Literal["sms", "email"], via: str) -> DeskAnswer:
         try:
-            actor = borrower_actor(self.starter.signer)
-            request = OptOut(collector=actor.name, channel=channel, note=f"the borrower replied {via}")
-            await self.starter.collector_action(loan_id, OPT_OUT_UPDATE, request, actor=actor)
+            request = OptOut(collector=BORROWER.name, channel=channel, note=f"the borrower replied {via}")
+            await self.starter.collector_action(loan_id, OPT_OUT_UPDATE, request, actor=BORROWER)
         except RequestRefused as refused:
             if refused.reason.startswith("channel: already opted out"):
                 return DeskAnswer("already_opted_out")

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Awaitable, Callable
+from email.utils import parseaddr
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 from pydantic import SecretStr
+from temporalio.client import Client
 
 from activities.channels import build_router
 from activities.channels.router import ChannelRouter
 from activities.messaging import OutboxAdapter
+from authority.keys import SigningKey, read_json
+from authority.settings import DEV_DIR
+from authority.signer import Signer
 from inbound.app import build_app
 from inbound.desk import ReplySender, WorkflowDesk
 from inbound.service import InboundService
@@ -74,13 +80,28 @@ class InboundServer:
 Cleanups = list[tuple[str, Callable[[], Awaitable[Any]]]]
 
 
+def borrower_signer(state_dir: Path) -> Signer:
+    """This process's keys, plus `make run`'s dev borrower key when it holds no borrower key of its own."""
+    signer = Signer.from_settings()
+    if not any("borrower" in key.roles for key in signer.keys):
+        path = state_dir / DEV_DIR / "borrower.key"
+        if path.exists():
+            signer = Signer([*signer.keys, SigningKey.from_json(read_json(path, "dev key"), str(path))])
+    return signer
+
+
 async def start_for_stack(
-    settings: Settings, starter: CollectionsStarter, pool: asyncpg.Pool, sandboxes: Any, cleanups: Cleanups
+    settings: Settings, client: Client, pool: asyncpg.Pool, sandboxes: Any, cleanups: Cleanups
 ) -> list[str]:
-    """`make run`: the inbound app on 127.0.0.1:OVERDUE_INBOUND_PORT; providers without a credential of
-    their own use the sandboxes' shared secret, and each channel sandbox learns where to send replies,
-    receipts and bounces. `settings` are the worker's (sandbox URLs). Banner lines."""
+    """`make run`: the inbound app on 127.0.0.1:OVERDUE_INBOUND_PORT, acting for borrowers with the dev
+    borrower key; providers without a credential of their own use the sandboxes' shared secret, and each
+    channel sandbox learns where to send replies, receipts and bounces. `settings` are the worker's (sandbox
+    URLs). Banner lines."""
     from stack.sandbox import SANDBOX_SECRET
+
+    starter = CollectionsStarter(
+        client, task_queue=settings.task_queue, settings=settings, signer=borrower_signer(settings.state_dir)
+    )
 
     inbound = InboundSettings()
     defaults = {
@@ -97,6 +118,10 @@ async def start_for_stack(
     for provider in PROVIDERS:
         sandbox = getattr(sandboxes, "mailbox" if provider == "email" else provider, None)
         secret = inbound.secret(provider)
-        if sandbox is not None and secret is not None and hasattr(sandbox, "connect_inbound"):
+        if sandbox is None or secret is None:
+            continue
+        if provider == "email":  # mail to the lender's own address is the borrower replying
+            sandbox.connect_inbound(server.url, secret, reply_address=parseaddr(settings.smtp_from)[1])
+        else:
             sandbox.connect_inbound(server.url, secret)
     return [f" Inbound webhooks  {server.url}/inbound/...   (replies, receipts, bounces)"]
