@@ -58,6 +58,13 @@ def create_app(services: Services) -> FastAPI:
         loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
     )
     actions = BorrowerActions(services.starter, services.pool)
+    if services.payments is not None:
+        # The provider's webhooks land here too (payments/webhook.py): the page that starts a checkout is the
+        # one the provider reports back to. Imported only when payments are on.
+        from payments.webhook import router as payments_webhook
+
+        app.state.payments = services.payments
+        app.include_router(payments_webhook)
     settings = services.settings
 
     def page(name: str, locale: str, status: int = 200, **values: Any) -> HTMLResponse:
