@@ -384,6 +384,10 @@ async def serve(settings: StackSettings) -> int:
         channels += agency.describe(settings, agency_sandbox, _shown)
         # --- end agencies
 
+        from borrower.serve import start_for_stack as start_borrower_page  # the link in every message
+
+        worker_settings, page = await start_borrower_page(settings, worker_settings, client, pool, cleanups)
+        channels += page
         worker = asyncio.create_task(run_worker(worker_settings, client, pool, stop), name="worker")
         watcher = asyncio.create_task(watch_servers(temporal, database), name="server-watch")
         cleanups.append(("server watch", functools.partial(_cancel, watcher)))
