@@ -367,6 +367,10 @@ async def serve(settings: StackSettings) -> int:
         cleanups.append(("channel sandboxes", sandboxes.stop))
         worker_settings = settings.model_copy(update=sandboxes.settings_overrides())
         channels = sandboxes.describe(settings, _shown)
+        # A sandbox payment provider unless one is configured; before the borrower page reads its settings.
+        from stack.sandbox import payments as payment_sandbox
+
+        channels += await payment_sandbox.start_for_stack(settings, cleanups)
 
         # --- Agencies with endpoint "sandbox" place with a local sandbox agency (README "Agencies"); its
         # "report payment" button signals the loan's workflow through the product's agency payment path.
