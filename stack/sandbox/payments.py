@@ -34,7 +34,7 @@ from payments.provider import SESSIONS_PATH
 from payments.settings import PaymentSettings
 from payments.signature import SIGNATURE_HEADER, sign
 from payments.webhook import WEBHOOK_PATH
-from stack.sandbox.common import HOST, HttpSandbox, JsonLines
+from stack.sandbox.common import HOST, HttpSandbox, JsonLines, SandboxError
 from stack.settings import Settings
 
 Cleanups = list[tuple[str, Callable[[], Awaitable[Any]]]]
@@ -243,14 +243,35 @@ async def start_for_stack(settings: Settings, cleanups: Cleanups) -> list[str]:
     if own.payment_provider_url:
         return [f" Payments          provider {own.payment_provider_url.split('://')[-1].split('/')[0]}"]
     webhook_url = own.payment_webhook_url or _borrower_webhook_url()
-    sandbox = PaymentProviderSandbox(
-        settings.state_dir / "payments.jsonl", webhook_url=webhook_url, port=own.sandbox_payments_port
-    )
-    await sandbox.start()
-    cleanups.append(("sandbox payment provider", sandbox.stop))
-    os.environ["OVERDUE_PAYMENT_PROVIDER_URL"] = sandbox.base_url
-    os.environ.setdefault("OVERDUE_PAYMENT_API_KEY", SANDBOX_PAYMENT_KEY)
-    os.environ.setdefault("OVERDUE_PAYMENT_WEBHOOK_SECRET", SANDBOX_WEBHOOK_SECRET)
+    log_file = settings.state_dir / "payments.jsonl"
+    sandbox = PaymentProviderSandbox(log_file, webhook_url=webhook_url, port=own.sandbox_payments_port)
+    try:
+        await sandbox.start()
+    except SandboxError:
+        if "OVERDUE_SANDBOX_PAYMENTS_PORT" in os.environ:
+            raise
+        # Only this process needs the URL (set below): a busy default port is no reason to stop.
+        sandbox = PaymentProviderSandbox(log_file, webhook_url=webhook_url, port=0)
+        await sandbox.start()
+    values = {
+        "OVERDUE_PAYMENT_PROVIDER_URL": sandbox.base_url,
+        "OVERDUE_PAYMENT_API_KEY": os.environ.get("OVERDUE_PAYMENT_API_KEY", SANDBOX_PAYMENT_KEY),
+        "OVERDUE_PAYMENT_WEBHOOK_SECRET": os.environ.get(
+            "OVERDUE_PAYMENT_WEBHOOK_SECRET", SANDBOX_WEBHOOK_SECRET
+        ),
+    }
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+
+    async def stop() -> None:
+        await sandbox.stop()
+        for name, value in before.items():  # a later start in this process must not find a dead sandbox
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    cleanups.append(("sandbox payment provider", stop))
     return [f" Payment sandbox   {sandbox.base_url}/v1/events   (webhooks to {webhook_url})"]
 
 
