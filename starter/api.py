@@ -22,12 +22,13 @@ a servicing integration depends on the message models only.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -37,7 +38,6 @@ from temporalio.service import RPCError
 
 from authority import Actor, CannotAct, Role, Signer
 from domain.contact_profiles import ContactProfile, load_profiles
-from domain.contact_rules import ContactState
 from domain.loan import DEFAULT_MAX_OVERDUE_YEARS, Loan, Payment, check_overdue_since
 from domain.strategy import Strategy, load_strategy
 from stack.settings import Settings
@@ -64,7 +64,6 @@ from starter.requests import (
     check_loan_id,
     check_payment,
 )
-from starter.requests import validated as _validated
 from starter.starting import (
     PROGRESS_MIN_LOANS,
     START_RESULTS,
@@ -78,21 +77,16 @@ from starter.starting import (
     start_summary,
     summarize,
 )
+from workflows import search_attributes as sa
 from workflows.messages import (
-    CLAIM_CONTACT_UPDATE,
     CLOSE_SIGNAL,
-    CONTACT_NOT_ALLOWED,
     PAYMENT_SIGNAL,
-    PROMISE_UPDATE,
     STATUS_QUERY,
     TASK_QUEUE,
     WORKFLOW_NAME,
     CloseRequest,
     CollectionInput,
     CollectionStatus,
-    ContactClaim,
-    ContactClaimAccepted,
-    PromiseAccepted,
     workflow_id,
 )
 
@@ -285,7 +279,7 @@ class CollectionsStarter(ArrangementCalls):
         without telling the sender)."""
         check_loan_id(loan_id)
         check_payment(amount_minor, payment_id, currency, received_at, source)
-        loan_currency = (await self.status(loan_id)).currency
+        loan_currency = await self.loan_currency(loan_id)
         if currency is not None and currency != loan_currency:
             raise InvalidRequest(
                 [("currency", f"loan {loan_id} is collected in {loan_currency}, not {currency}")]
@@ -300,81 +294,24 @@ class CollectionsStarter(ArrangementCalls):
             raise await self._explain(loan_id, error) from None
         return payment
 
-    async def promise(
-        self,
-        loan_id: str,
-        amount_minor: int,
-        due_date: date,
-        collector: str,
-        note: str | None = None,
-        *,
-        actor: Actor | None = None,
-    ) -> PromiseAccepted:
-        """Record a promise to pay (an update: the collector needs to know at once whether it stands).
-
-        Raises `PromiseRejected` with the workflow's reason (e.g. amount above the arrears, date too far out).
-        """
-        check_loan_id(loan_id)
-        request = build_promise(amount_minor, due_date, collector, note)
-        return await self._update(
-            loan_id, PROMISE_UPDATE, request, PromiseAccepted, actor, PromiseRejected, "rejected"
-        )
-
-    async def collector_action(
-        self, loan_id: str, update: str, request: BaseModel, *, actor: Actor | None = None
-    ) -> ContactState:
-        """A hold, preference or call outcome (`workflows.messages.*_UPDATE` with its `domain.holds` model).
-
-        An update, so the collector learns at once: raises `RequestRefused` with the workflow's reason
-        (e.g. "verification_sent: ..."), and nothing changes.
-        """
-        check_loan_id(loan_id)
-        return await self._update(loan_id, update, request, ContactState, actor)
-
-    async def claim_contact(
-        self,
-        loan_id: str,
-        task_id: str,
-        channel: Literal["call", "visit"],
-        collector: str,
-        *,
-        actor: Actor | None = None,
-    ) -> ContactClaimAccepted:
-        """Ask the contact rules, at the moment a collector takes a call or visit task, whether the borrower
-        may be contacted now; accepted, the claim is the attempt (it counts toward the caps).
-
-        Raises `ContactNotAllowed` (reason, allowed_at) when the rules refuse, `RequestRefused` for any other
-        refusal, `UnknownLoan` / `CollectionClosed` when no collection is running for the loan.
-        """
-        check_loan_id(loan_id)
-        request = _validated(ContactClaim, {"task_id": task_id, "channel": channel, "collector": collector})
-        token = self._assertion(loan_id, CLAIM_CONTACT_UPDATE, request, actor)
+    async def loan_currency(self, loan_id: str) -> str:
+        """The currency the loan is collected in, from its run's Currency search attribute (set at start):
+        one describe call answered by the server alone. A `status` query instead needs a workflow task on a
+        worker, a full replay when the loan is not cached, so every payment cost a loan's replay.
+        Raises `UnknownLoan`, `NotALoan` or `CollectionClosed` as the signal would."""
         try:
-            return await self.handle(loan_id).execute_update(
-                CLAIM_CONTACT_UPDATE, args=[request, token], result_type=ContactClaimAccepted
-            )
-        except WorkflowUpdateFailedError as error:
-            cause = error.cause
-            if isinstance(cause, ApplicationError) and cause.type == CONTACT_NOT_ALLOWED:
-                first = cause.details[0] if cause.details else None
-                allowed_at = datetime.fromisoformat(first) if isinstance(first, str) else None
-                raise ContactNotAllowed(loan_id, cause.message, allowed_at) from None
-            reason = cause.message if isinstance(cause, ApplicationError | FailureError) else str(cause)
-            raise RequestRefused(loan_id, reason or "refused") from None
+            description = await self.handle(loan_id).describe()
         except RPCError as error:
             raise await self._explain(loan_id, error) from None
-
-    # -- arrangements (collectors and supervisors) -----------------------------------------------------------
-    # Updates with validators: each returns the loan's CollectionStatus right after the change, or raises
-    # RequestRefused with the workflow's reason (nothing changed) or InvalidRequest before sending anything.
-
-    async def arrangement(
-        self, loan_id: str, update: str, request: BaseModel, *, actor: Actor | None = None
-    ) -> CollectionStatus:
-        """Any arrangement update (`workflows.messages.ARRANGEMENT_UPDATES`) with its `domain.arrangements`
-        request model."""
-        check_loan_id(loan_id)
-        return await self._update(loan_id, update, request, CollectionStatus, actor)
+        if description.workflow_type != WORKFLOW_NAME:
+            raise NotALoan(loan_id, description.workflow_type)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            status = description.status.name.lower() if description.status else "closed"
+            raise CollectionClosed(loan_id, status)
+        currency = description.typed_search_attributes.get(sa.CURRENCY)
+        if currency is None:  # a run started without the attribute: ask the workflow itself
+            return (await self.status(loan_id)).currency
+        return currency
 
     async def close(
         self, loan_id: str, reason: str, note: str | None = None, *, actor: Actor | None = None
