@@ -124,6 +124,28 @@ def _version_label(worker: Worker) -> str | None:
     return config.version.to_canonical_string() if config else None
 
 
+async def store_configured_definitions(settings: Settings, pool: asyncpg.Pool) -> dict[str, str]:
+    """The configured strategy and profiles stored by reference, so loans started by reference resolve them
+    on any worker (domain/definitions.py); their references by name (`strategy:default`, `profile:cn`).
+
+    A broken file must not keep the worker from running the loans already started (the starter refuses it):
+    it is logged and nothing is stored."""
+    from activities.definitions import save_definitions
+    from domain.config_file import ConfigError
+    from domain.contact_profiles import ContactProfile, load_profiles
+    from domain.strategy import Strategy, load_strategy
+
+    try:
+        configured: list[Strategy | ContactProfile] = [
+            load_strategy(settings.strategy_file),
+            *load_profiles(settings.contact_profiles_file).values(),
+        ]
+    except ConfigError as error:
+        log.warning("configured strategy or profiles not stored", error=str(error))
+        return {}
+    return await save_definitions(pool, configured)
+
+
 async def run_worker(settings: Settings, client: Client, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
     """Poll `settings.task_queue` until `stop` is set (then shut down gracefully) or the worker fails.
 
@@ -131,15 +153,9 @@ async def run_worker(settings: Settings, client: Client, pool: asyncpg.Pool, sto
     """
     from activities.agency import start_agencies
     from activities.channels import build_router
-    from activities.definitions import install_fetcher, save_definitions
-    from domain.contact_profiles import load_profiles
-    from domain.strategy import load_strategy
+    from activities.definitions import install_fetcher
 
-    # The configured strategy and profiles stored by reference (loans started by reference resolve them on
-    # any worker); references this process has not seen are read from PostgreSQL (domain/definitions.py).
-    await save_definitions(
-        pool, [load_strategy(settings.strategy_file), *load_profiles(settings.contact_profiles_file).values()]
-    )
+    await store_configured_definitions(settings, pool)
     install_fetcher(pool, asyncio.get_running_loop())
     channels = build_router(settings)  # HTTP sessions open on first use; closed below
     agencies = await start_agencies(settings, pool)  # agencies file validated and synced into the table

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,6 +19,8 @@ from domain.contact_profiles import default_profiles
 from domain.definitions import REGISTRY, Definitions, UnknownDefinition, definition_ref
 from domain.loan import Payment
 from domain.strategy import default_strategy
+from stack.settings import Settings
+from stack.worker_runtime import store_configured_definitions
 from tests.authority.keys import signed
 from tests.workflows.conftest import make_loan
 from tests.workflows.fakes import FakeActivities
@@ -145,3 +148,18 @@ async def test_a_stored_definition_that_does_not_match_its_reference_is_refused(
 
     with pytest.raises(ValueError, match="hashes to"):
         await asyncio.to_thread(fresh.strategy, ref)
+
+
+async def test_the_worker_stores_the_configured_definitions_and_survives_a_broken_file(
+    db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    refs = await store_configured_definitions(Settings(), db_pool)
+
+    assert refs["strategy:default"] == definition_ref(default_strategy())
+    assert {f"profile:{name}" for name in default_profiles()} <= set(refs)
+    stored = {r["ref"] for r in await db_pool.fetch("SELECT ref FROM definitions")}
+    assert set(refs.values()) <= stored
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text('name = "x"\n')
+    assert await store_configured_definitions(Settings(strategy_file=broken), db_pool) == {}
