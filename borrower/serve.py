@@ -43,8 +43,10 @@ def borrower_signer(settings: AuthoritySettings | None = None) -> Signer:
 def payments_for(pool: asyncpg.Pool, client: Client, settings: Settings) -> Any | None:
     """K2's PaymentService when a provider is configured (OVERDUE_PAYMENT_PROVIDER_URL), else None. Its
     starter signs payments as servicing, with this process's servicing key."""
-    from payments import PaymentService, PaymentSettings
-
+    try:
+        from payments import PaymentService, PaymentSettings
+    except ImportError:  # a build without the payments package: the page shows no pay button
+        return None
     if not PaymentSettings().payment_provider_url:
         return None
     return PaymentService.from_settings(pool, CollectionsStarter(client, settings=settings))

@@ -19,7 +19,13 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from activities.contracts import MessageRequest
-from activities.messaging import OutboxAdapter, RenderedMessage, TemplateCatalogue, send_message
+from activities.messaging import (
+    ChannelAdapter,
+    OutboxAdapter,
+    RenderedMessage,
+    TemplateCatalogue,
+    send_message,
+)
 from authority import Signer, SigningKey, TrustedKeys, trust
 from borrower.app import Services, create_app
 from borrower.settings import BorrowerSettings
@@ -34,7 +40,6 @@ BORROWER_KEY = SigningKey.generate("test-borrower-1", "borrower", ("borrower",),
 SECRET = "s" * 40
 SETTINGS = BorrowerSettings(link_secret=SECRET)
 PATTERN = "http://testserver/l/{token}"
-LINK = re.compile(r"http://testserver(/l/[A-Za-z0-9_-]{43})")
 
 
 @dataclass
@@ -86,7 +91,14 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def message_link(
-    pool: asyncpg.Pool, loan: Loan, *, channel: str = "sms", key: str | None = None, locale: str | None = None
+    pool: asyncpg.Pool,
+    loan: Loan,
+    *,
+    channel: str = "sms",
+    key: str | None = None,
+    locale: str | None = None,
+    pattern: str = PATTERN,
+    deliver: ChannelAdapter | None = None,
 ) -> str:
     """Send a real reminder through the product's messaging path (outbox, no channel) and return the path
     of the link it carries."""
@@ -113,12 +125,13 @@ async def message_link(
         ),
         catalogue=TemplateCatalogue.load(),
         outbox=OutboxAdapter(pool),
-        pay_url=PATTERN,
+        channel=deliver,
+        pay_url=pattern,
     )
     body = await pool.fetchval("SELECT body FROM messages WHERE id = $1::uuid", receipt.message_id)
-    found = LINK.search(body)
+    found = re.search(re.escape(pattern.split("{token}")[0]) + r"([A-Za-z0-9_-]{43})", body)
     assert found, body
-    return found.group(1)
+    return f"/l/{found.group(1)}"
 
 
 Verify = Callable[[httpx.AsyncClient, str], Awaitable[None]]

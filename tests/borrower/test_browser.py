@@ -1,0 +1,126 @@
+"""The borrower's journey in a real browser on a phone-sized screen: the link of a real SMS in the SMS sandbox
+-> a code sent to that number (read from the sandbox) -> what is owed -> a promise the workflow accepts.
+Debian's chromium through Playwright, as tests/browser does (skipped without it, failed in CI)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import uvicorn
+from playwright.async_api import Browser, ViewportSize, expect
+from temporalio.client import Client
+
+from activities.channels import ChannelRouter, HttpSmsAdapter
+from borrower.app import Services, create_app
+from stack.sandbox.sms import SmsGatewaySandbox
+from starter.api import CollectionsStarter
+from tests.borrower.conftest import SETTINGS, cn_loan, message_link, running
+from tests.browser.conftest import STEP_TIMEOUT_MS, InLoopServer, browser, chromium_path
+
+__all__ = ["browser", "chromium_path"]  # the session's chromium (tests/browser/conftest.py)
+
+PHONE: ViewportSize = {"width": 390, "height": 844}
+SANDBOX_KEY = "sandbox-key"
+
+
+@pytest_asyncio.fixture
+async def sms(tmp_path: Path) -> AsyncIterator[SmsGatewaySandbox]:
+    sandbox = SmsGatewaySandbox(tmp_path / "sms.jsonl", api_key=SANDBOX_KEY)
+    await sandbox.start()
+    yield sandbox
+    await sandbox.stop()
+
+
+@pytest_asyncio.fixture
+async def page_url(
+    db_pool: asyncpg.Pool, starter: CollectionsStarter, sms: SmsGatewaySandbox
+) -> AsyncIterator[tuple[str, ChannelRouter]]:
+    """The borrower page served on a free port, its codes going out through the SMS sandbox."""
+    router = ChannelRouter({"sms": HttpSmsAdapter(sms.url, api_key=SANDBOX_KEY)})
+    app = create_app(Services(db_pool, starter, router, settings=SETTINGS))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = InLoopServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    async with asyncio.timeout(10):
+        while not server.started:
+            if task.done():
+                task.result()  # raises what stopped the server
+            await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}", router
+    server.should_exit = True
+    await task
+    sock.close()
+    await router.aclose()
+
+
+def last_sms_to(sms: SmsGatewaySandbox, number: str) -> str:
+    texts = [entry["text"] for entry in sms.entries() if entry["to"] == number]
+    assert texts, sms.entries()
+    return str(texts[-1])
+
+
+async def test_link_code_owed_promise_on_a_phone(
+    browser: Browser,
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    sms: SmsGatewaySandbox,
+    page_url: tuple[str, ChannelRouter],
+) -> None:
+    base, router = page_url
+    async with running(cn_loan(), local_client, task_queue, starter, db_pool) as loan:
+        await message_link(db_pool, loan, pattern=f"{base}/l/{{token}}", deliver=router)
+        reminder = last_sms_to(sms, loan.borrower.phone)  # the message as the borrower's phone got it
+        link = re.search(re.escape(base) + r"/l/[A-Za-z0-9_-]{43}", reminder)
+        assert link and loan.loan_id not in link.group(0)
+
+        context = await browser.new_context(
+            viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN", device_scale_factor=2
+        )
+        context.set_default_timeout(STEP_TIMEOUT_MS)
+        try:
+            page = await context.new_page()
+            await page.goto(link.group(0))
+            await expect(page.get_by_role("heading", level=1)).to_have_text("确认您的身份")
+            assert "800" not in await page.content()  # nothing about the debt before the code
+            await page.keyboard.press("Tab")  # the first stop is the skip link (keyboard users)
+            await expect(page.get_by_role("link", name="跳到主要内容")).to_be_focused()
+
+            await page.get_by_role("button", name="发送验证码").click()
+            await expect(page.get_by_role("status")).to_contain_text("验证码已发送")
+            code = re.search(r"\d{6}", last_sms_to(sms, loan.borrower.phone))
+            assert code
+            await page.get_by_label("一次性验证码（6位数字）").fill(code.group(0))
+            await page.get_by_role("button", name="继续").click()
+
+            await expect(page.get_by_role("heading", level=1)).to_have_text("待还款项")
+            await expect(page.locator("#amount-overdue")).to_have_text("CNY 800.00")
+            await expect(page.get_by_role("region", name="您的权利")).to_be_visible()
+            # Mobile first: nothing wider than the phone.
+            assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+            due = (datetime.now(UTC) + timedelta(days=5)).date().isoformat()
+            promise = page.get_by_role("region", name="承诺还款")
+            await promise.get_by_label("金额 (CNY)").fill("300")
+            await promise.get_by_label("还款日期").fill(due)
+            await promise.get_by_role("button", name="提交承诺").click()
+            await expect(page.get_by_role("status")).to_contain_text("已记录您于")
+        finally:
+            await context.close()
+        status = await starter.status(loan.loan_id)
+        assert status.open_promise is not None and status.open_promise.collector == "borrower"
+        assert status.open_promise.amount_minor == 30_000
+
+
+pytestmark = pytest.mark.asyncio
