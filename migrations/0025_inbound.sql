@@ -47,3 +47,17 @@ CREATE TABLE unreachable_contact_points (
 );
 CREATE INDEX unreachable_contact_points_untold_idx ON unreachable_contact_points (recorded_at)
     WHERE told_at IS NULL;
+
+-- The address lives no longer than the outbox's copy: when the message it was learned from is redacted
+-- (retention, or erasure of the loan: privacy/erasure.py blanks `recipient`), the row goes too.
+CREATE FUNCTION unreachable_contact_points_follow_redaction() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM unreachable_contact_points WHERE loan_id = OLD.loan_id AND address = OLD.recipient;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER messages_redaction_clears_unreachable
+    AFTER UPDATE OF recipient ON messages
+    FOR EACH ROW WHEN (OLD.recipient <> '' AND NEW.recipient = '')
+    EXECUTE FUNCTION unreachable_contact_points_follow_redaction();

@@ -223,3 +223,16 @@ async def test_bad_body_names_the_field_and_changes_nothing(inbound: Inbound) ->
     assert status == 400 and [p["field"] for p in answer["problems"]] == ["from"]
     assert "12" not in str(answer)  # the value received is never echoed
     assert await inbound.table() == before
+
+
+async def test_redacting_the_message_removes_the_unreachable_address(inbound: Inbound) -> None:
+    loan = _loan()
+    message = await inbound.message(loan, "sms", PHONE, provider_id="sms_gone")
+    receipt = {"event_id": _event(), "message_id": "sms_gone", "status": "failed", "code": "invalid_number"}
+    assert await inbound.post("/inbound/sms/receipts", receipt) == (200, ACCEPTED)
+    assert await inbound.pool.fetchval("SELECT count(*) FROM unreachable_contact_points") == 1
+    # What privacy/erasure.py does to a message past retention, or to every message of an erased loan.
+    await inbound.pool.execute(
+        "UPDATE messages SET recipient = '', body = '', redacted_at = now() WHERE id = $1::uuid", message
+    )
+    assert await inbound.pool.fetchval("SELECT count(*) FROM unreachable_contact_points") == 0
