@@ -392,6 +392,9 @@ async def serve(settings: StackSettings) -> int:
 
         worker_settings, page = await start_borrower_page(settings, worker_settings, client, pool, cleanups)
         channels += page
+        from inbound.runtime import start_for_stack as start_inbound  # replies, receipts, bounces
+
+        channels += await start_inbound(worker_settings, client, pool, sandboxes, cleanups)
         worker = asyncio.create_task(run_worker(worker_settings, client, pool, stop), name="worker")
         watcher = asyncio.create_task(watch_servers(temporal, database), name="server-watch")
         cleanups.append(("server watch", functools.partial(_cancel, watcher)))
