@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -192,3 +193,29 @@ async def test_an_amount_outside_the_bounds_starts_nothing(rig: Rig) -> None:
     assert rig.provider.sessions == {}
     # The whole arrears is payable at once.
     assert (await rig.service.bounds(loan.loan_id))[:2] == (100, 80_000)
+
+
+async def test_a_webhook_that_cannot_reach_the_loan_is_retried_and_applied_once(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loan = await rig.loan()
+    url = await rig.service.start_checkout(loan.loan_id, 20_000, "CNY", RETURN_URL)
+    real_pay = rig.starter.pay
+    answers: list[str] = []
+
+    async def down_once(*args: Any, **kwargs: Any) -> Any:
+        if not answers:
+            answers.append("down")
+            raise RuntimeError("Temporal unreachable")
+        answers.append("up")
+        return await real_pay(*args, **kwargs)
+
+    monkeypatch.setattr(rig.starter, "pay", down_once)
+
+    async with httpx.AsyncClient() as browser:
+        await browser.post(url + "/confirm")  # the sandbox's first delivery gets 503, its retry 200
+
+    assert answers == ["down", "up"]
+    assert await paid_total(rig, loan.loan_id, 20_000) == 20_000
+    assert len(rig.starter.paid) == 1
+    assert await intent(rig, session_id(url)) == ("confirmed", 1)
