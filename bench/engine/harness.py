@@ -32,6 +32,7 @@ import psutil
 from temporalio.client import Client
 
 from activities.db import create_pool
+from authority import Signer, SigningKey, TrustedKeys
 from bench.engine.null_workflow import MARKS_TABLE
 from bench.seed_portfolio import migrated_database
 from domain.loan import Borrower, Loan
@@ -52,6 +53,7 @@ class Stack:
     ring: KeyRing
     client: Client
     state: Path
+    signer: Signer
     workers: list[WorkerProcess] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
@@ -62,11 +64,17 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "TEMPORAL_ADDRESS": self.temporal.target,
             "OVERDUE_STATE_DIR": str(self.state),
+            # the workers trust the benchmark's own servicing and operator keys (README "Who may act")
+            "OVERDUE_TRUSTED_KEYS": json.dumps(
+                TrustedKeys(key.public() for key in self.signer.keys).to_json()
+            ),
             "PYTHONPATH": str(ROOT),
         }
 
     def starter(self, task_queue: str, **options: Any) -> CollectionsStarter:
-        return CollectionsStarter(self.client, task_queue=task_queue, strategy=default_strategy(), **options)
+        return CollectionsStarter(
+            self.client, task_queue=task_queue, strategy=default_strategy(), signer=self.signer, **options
+        )
 
     async def worker(self, kind: str, *, max_cached: int = 1000) -> WorkerProcess:
         worker = WorkerProcess(kind, f"bench-{kind}-{uuid.uuid4().hex[:8]}", max_cached)
@@ -147,7 +155,13 @@ async def embedded_stack(database_url: str | None = None) -> AsyncIterator[Stack
             plain = await Client.connect(temporal.target)
             config = plain.config()
             config["data_converter"] = data_converter(ring, pool)
-            stack = Stack(temporal, url, pool, ring, Client(**config), state)
+            signer = Signer(
+                [
+                    SigningKey.generate("bench-servicing", "servicing", ("servicing",), "servicing"),
+                    SigningKey.generate("bench-operator", "operator", ("operator",), "bench.operator"),
+                ]
+            )
+            stack = Stack(temporal, url, pool, ring, Client(**config), state, signer)
             try:
                 yield stack
             finally:
