@@ -7,7 +7,8 @@
 -- No personal data here: amounts, currency and the provider's opaque ids only.
 
 CREATE TABLE payment_intents (
-    provider_id     text PRIMARY KEY CHECK (length(provider_id) BETWEEN 1 AND 120),
+    -- at most 119: the payment id "provider:<provider_id>" fits Payment.payment_id (128)
+    provider_id     text PRIMARY KEY CHECK (length(provider_id) BETWEEN 1 AND 119),
     loan_id         text NOT NULL,
     amount_minor    bigint NOT NULL CHECK (amount_minor > 0),
     currency        text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),

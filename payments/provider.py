@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 
 SESSIONS_PATH = "/v1/checkout_sessions"
+# The payment id "provider:<id>" must fit Payment.payment_id (128 characters): see migrations/0024.
+MAX_ID_LENGTH = 119
 
 
 class ProviderError(RuntimeError):
@@ -34,10 +36,18 @@ class Checkout:
 
 
 class ProviderClient:
-    def __init__(self, base_url: str, api_key: str | None, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,  # tests: a provider answering what they need
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._timeout = timeout
+        self._transport = transport
 
     def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
@@ -68,6 +78,8 @@ class ProviderClient:
             )
         except (KeyError, TypeError, ValueError):
             raise ProviderError("the provider answered without id, url, amount_minor or currency") from None
+        if not 0 < len(checkout.provider_id) <= MAX_ID_LENGTH or not checkout.provider_id.isprintable():
+            raise ProviderError(f"the provider's session id is not 1 to {MAX_ID_LENGTH} printable characters")
         if (checkout.amount_minor, checkout.currency) != (amount_minor, currency):
             raise ProviderError("the provider's session is for another amount or currency")
         return checkout
@@ -79,7 +91,7 @@ class ProviderClient:
         self, method: str, path: str, *, json: Any = None, idempotency_key: str | None = None
     ) -> dict[str, Any]:
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as http:
+            async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as http:
                 response = await http.request(
                     method, self.base_url + path, json=json, headers=self._headers(idempotency_key)
                 )
