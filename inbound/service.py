@@ -73,28 +73,23 @@ class InboundService:
 
     async def email_event(self, event_in: EmailEvent) -> str:
         if event_in.type in ("delivered", "bounce"):
-            receipt = (
-                Receipt(
-                    event_id=event_in.event_id,
-                    message_id=event_in.message_id or "",
-                    status="delivered" if event_in.type == "delivered" else "failed",
-                    code=event_in.code
-                    or (f"{event_in.bounce_type}_bounce" if event_in.bounce_type else None),
-                    permanent=event_in.is_hard_bounce(),
-                    at=event_in.at,
-                )
-                if event_in.message_id
-                else None
-            )
-            if receipt is None:
+            kind: Literal["receipt", "bounce"] = "receipt" if event_in.type == "delivered" else "bounce"
+            if not event_in.message_id:  # nothing to match it to: recorded once, changes nothing
                 async with self.pool.acquire() as connection:
-                    event = await store.claim(connection, "email", event_in.event_id, "bounce", "unknown")
+                    event = await store.claim(connection, "email", event_in.event_id, kind, "unknown")
                     if event is not None:
                         await store.settle(connection, event, "unknown")
                 return "unknown"
-            return await self.receipt(
-                "email", receipt, kind="receipt" if event_in.type == "delivered" else "bounce"
+            bounce_code = f"{event_in.bounce_type}_bounce" if event_in.bounce_type else None
+            receipt = Receipt(
+                event_id=event_in.event_id,
+                message_id=event_in.message_id,
+                status="delivered" if kind == "receipt" else "failed",
+                code=event_in.code or bounce_code,
+                permanent=event_in.is_hard_bounce(),
+                at=event_in.at,
             )
+            return await self.receipt("email", receipt, kind=kind)
         # A reply or a complaint ("this is spam"): a complaint is the strongest "stop" there is.
         first_line = next((line for line in (event_in.text or "").splitlines() if line.strip()), "")
         subject = _REPLY_PREFIX.sub("", event_in.subject or "")
