@@ -32,6 +32,7 @@ from bench.sim_facts import ClientAction, Ending, Facts, Task
 from bench.sim_scenario import Event, LoanScenario
 from domain import arrangements, holds
 from domain.contact_profiles import default_profiles
+from domain.definitions import REGISTRY
 from domain.loan import Borrower, Loan, Payment
 from domain.promise import PromiseRequest
 from domain.strategy import default_strategy
@@ -246,8 +247,14 @@ class Driver:
         if event.kind == "start":
             await self.client.start_workflow(
                 m.WORKFLOW_NAME,
+                # By reference, as the starter sends it: the start and every continue-as-new carry the
+                # strategy's and profile's sha256, resolved from the worker's registry (domain.definitions).
                 m.CollectionInput(
-                    loan=to_loan(s), strategy=self.strategy, profile=self.profiles[s.jurisdiction]
+                    loan=to_loan(s),
+                    strategy=self.strategy,
+                    profile=self.profiles[s.jurisdiction],
+                    strategy_ref=REGISTRY.intern(self.strategy)[0],
+                    profile_ref=REGISTRY.intern(self.profiles[s.jurisdiction])[0],
                 ),
                 id=m.workflow_id(s.loan_id),
                 task_queue=self.task_queue,
