@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from authority.keys import read_json
 from authority.settings import DEV_DIR, AuthoritySettings
 from borrower.app import Services, create_app
 from borrower.settings import BorrowerSettings
+from stack.embedded import EmbeddedServerError
 from stack.settings import DEFAULT_PAY_URL, Settings
 from starter.api import CollectionsStarter
 
@@ -73,8 +75,19 @@ class _Server(uvicorn.Server):
 
 
 async def serve_app(app: Any, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
-    task = asyncio.create_task(server.serve(), name="borrower page")
+    # Bound here, so a busy port is a clear error naming the setting, not uvicorn exiting the process.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise EmbeddedServerError(
+            f"the borrower page cannot listen on {host}:{port} ({error.strerror}): stop what uses it, or set "
+            "OVERDUE_BORROWER_PORT to another port"
+        ) from None
+    server = _Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="borrower page")
     async with asyncio.timeout(10):
         while not server.started:
             if task.done():
