@@ -10,7 +10,8 @@
 Answers: 401 {"error": "unauthorized"} without a valid signature or key (nothing read, nothing changed);
 400 {"error": "invalid_request", "problems": [{"field", "message"}]} for a body that does not fit (nothing
 changed); otherwise 200 {"status": "accepted"}, the same whether the number, address or message is known,
-new or a replay, so the endpoint reveals nothing about who the lender's borrowers are.
+new or a replay, so the endpoint reveals nothing about who the lender's borrowers are. Only an opt-out the
+loan's workflow cannot take now (Temporal down) answers 503 with Retry-After, for the provider to retry.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from inbound.settings import InboundSettings
 
 MAX_BODY = 256 * 1024
 ACCEPTED = {"status": "accepted"}
+RETRY = {"error": "retry_later"}
 
 SERVICE: web.AppKey[InboundService] = web.AppKey("service", InboundService)
 SETTINGS: web.AppKey[InboundSettings] = web.AppKey("settings", InboundSettings)
@@ -72,7 +74,10 @@ def _endpoint(
             parsed = model.model_validate(payload)
         except ValueError as error:  # JSON and pydantic errors alike
             return web.json_response({"error": "invalid_request", "problems": _problems(error)}, status=400)
-        await handle(request.app[SERVICE], parsed)
+        if await handle(request.app[SERVICE], parsed) == "pending":
+            # The loan's workflow could not take the opt-out now: the provider retries this event later
+            # (callers are authenticated providers, so this answer tells no one else anything).
+            return web.json_response(RETRY, status=503, headers={"Retry-After": "60"})
         return web.json_response(ACCEPTED)
 
     return endpoint

@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 
 import structlog
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from activities.messaging import ChannelAdapter, OutboxAdapter, RenderedMessage
 from authority.signer import Actor
@@ -63,6 +64,8 @@ class WorkflowDesk:
             return DeskAnswer("closed")
         except (InvalidRequest, ValueError) as error:  # no key may act (CannotAct is a ValueError)
             return DeskAnswer("pending", str(error))
+        except RPCError as error:  # Temporal unreachable or overloaded: the provider's retry tries again
+            return DeskAnswer("pending", f"temporal: {error.status.name if error.status else 'error'}")
         return DeskAnswer("opted_out")
 
 

@@ -32,9 +32,12 @@ class FakeDesk:
 
     opted_out: dict[str, set[str]] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    down: bool = False  # Temporal unreachable: every opt-out waits
 
     async def opt_out(self, loan_id: str, channel: str, via: str) -> DeskAnswer:
         self.calls.append((loan_id, channel))
+        if self.down:
+            return DeskAnswer("pending", "temporal: UNAVAILABLE")
         channels = self.opted_out.setdefault(loan_id, set())
         if channel in channels:
             return DeskAnswer("already_opted_out")

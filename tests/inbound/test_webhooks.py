@@ -236,3 +236,28 @@ async def test_redacting_the_message_removes_the_unreachable_address(inbound: In
         "UPDATE messages SET recipient = '', body = '', redacted_at = now() WHERE id = $1::uuid", message
     )
     assert await inbound.pool.fetchval("SELECT count(*) FROM unreachable_contact_points") == 0
+
+
+async def test_one_number_on_two_loans_opts_both_out_with_one_confirmation(inbound: Inbound) -> None:
+    first, second = _loan(), _loan()
+    for loan in (first, second):
+        await inbound.message(loan, "sms", PHONE)
+        await journal_jurisdiction(inbound.pool, loan, "us")
+    reply = {"event_id": _event(), "from": PHONE, "text": "STOP"}
+    assert await inbound.post("/inbound/sms/replies", reply) == (200, ACCEPTED)
+    assert inbound.desk.opted_out == {first: {"sms"}, second: {"sms"}}
+    assert len(inbound.sms.sent) == 1
+
+
+async def test_an_opt_out_the_workflow_cannot_take_now_is_retried_by_the_provider(inbound: Inbound) -> None:
+    loan = _loan()
+    await inbound.message(loan, "sms", PHONE)
+    reply = {"event_id": _event(), "from": PHONE, "text": "退订"}
+    inbound.desk.down = True
+    status, answer = await inbound.post("/inbound/sms/replies", reply)
+    assert (status, answer) == (503, {"error": "retry_later"}) and inbound.desk.opted_out == {}
+    inbound.desk.down = False
+    assert await inbound.post("/inbound/sms/replies", reply) == (200, ACCEPTED)  # the provider's retry
+    assert inbound.desk.opted_out == {loan: {"sms"}}
+    assert await inbound.post("/inbound/sms/replies", reply) == (200, ACCEPTED)
+    assert inbound.desk.calls == [(loan, "sms"), (loan, "sms")]  # refused once, applied once, then no more
