@@ -167,7 +167,8 @@ async def run_scenario(
         say(f"scenario failed to run: {type(error).__name__}: {error} (worker log {stack.worker_log})")
         return counts, [f"did not run: {type(error).__name__}: {error}"]
     finally:
-        await stack.close()
+        print(f"[{name}] stopping the stack...", flush=True)
+        await asyncio.shield(stack.close())
         if keep:
             say(f"state kept in {base}")
         else:
@@ -175,6 +176,12 @@ async def run_scenario(
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    # Ctrl-C or SIGTERM cancels the scenario; its `finally` stops every process it started.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, main_task.cancel)
     names = [args.only] if args.only else list(SCENARIOS)
     failed: dict[str, list[str]] = {}
     slack = timedelta(seconds=args.slack)
@@ -200,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.loans <= 2000:
         parser.error("--loans: 1..2000")
     configure_logging("WARNING")
-    return asyncio.run(main_async(args))
+    try:
+        return asyncio.run(main_async(args))
+    except asyncio.CancelledError:
+        print("stopped: every process of the suite has been stopped", flush=True)
+        return 130
 
 
 if __name__ == "__main__":
