@@ -66,7 +66,8 @@ def _descendants_alive(pids: list[int]) -> list[int]:
     return alive
 
 
-async def test_make_run_stops_cleanly_when_its_embedded_temporal_dies(state_base: Path) -> None:
+@pytest.mark.parametrize("victim", ["temporal", "postgres"])
+async def test_make_run_stops_cleanly_when_an_embedded_server_dies(state_base: Path, victim: str) -> None:
     state = state_base / "state"
     env = _clean_env() | {
         "OVERDUE_STATE_DIR": str(state),
@@ -93,12 +94,17 @@ async def test_make_run_stops_cleanly_when_its_embedded_temporal_dies(state_base
         temporal_pid = int((state / "temporal.pid").read_text())
         postmaster_pid = int((state / "pgdata" / "postmaster.pid").read_text().split()[0])
 
-        os.kill(temporal_pid, signal.SIGKILL)
+        if victim == "temporal":
+            os.kill(temporal_pid, signal.SIGKILL)
+            said = f"the embedded Temporal dev server (pid {temporal_pid}) died (exit code -9)"
+        else:  # SIGQUIT: PostgreSQL's immediate shutdown, as when the server crashes or is OOM-killed
+            os.kill(postmaster_pid, signal.SIGQUIT)
+            said = f"the embedded PostgreSQL (pid {postmaster_pid}) died"
         code = await asyncio.wait_for(run.wait(), 60)
         text = _read(out)
         assert code == 1, text
-        assert f"the embedded Temporal dev server (pid {temporal_pid}) died" in text, text
-        assert "PostgreSQL stopped" in text, text
+        assert said in text, text
+        assert "Temporal stopped" in text and "PostgreSQL stopped" in text, text
         # Nothing left behind: not the PostgreSQL it started, not a zombie of the killed Temporal.
         await asyncio.sleep(1)
         assert _descendants_alive([*children, temporal_pid, postmaster_pid]) == [], text
