@@ -266,8 +266,11 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
     # -- continue-as-new and the journal -------------------------------------------------------------------
 
     def _may_continue_as_new(self) -> bool:
+        # A new current build (Worker Versioning, README "Production") also ends the run here, so a long-lived
+        # loan moves to it at its next continue-as-new; always false when versioning is off.
+        info = workflow.info()
         return (
-            workflow.info().is_continue_as_new_suggested()
+            (info.is_continue_as_new_suggested() or info.is_target_worker_deployment_version_changed())
             and not self._children.running()
             and self._rt.case.recall_request is None
         )
@@ -287,6 +290,8 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
                 }
             ),
             memo=dict(workflow.memo()),  # the cycle the starter recorded (starter.starting) stays on the run
+            # The next run starts on the deployment's current build, not pinned to this run's.
+            initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
         )
 
     async def _flush_journal(self, all_of_it: bool = False) -> None:
