@@ -48,7 +48,8 @@ async def lifecycle(stack: Stack, queue: str, day_seconds: float) -> tuple[int, 
     starter = stack.starter(queue, demo_day_seconds=day_seconds)
     await starter.start_loan(loan)
     handle = starter.handle(loan.loan_id)
-    outcome = await asyncio.wait_for(handle.result(), 240 * day_seconds + 300)
+    result = await asyncio.wait_for(handle.result(), 240 * day_seconds + 300)
+    outcome = result.get("outcome") if isinstance(result, dict) else getattr(result, "outcome", result)
     await asyncio.sleep(2)  # visibility catches up with the last run's close
     wid = f"collection-{loan.loan_id}"
     runs = await events_of(stack.client, f"WorkflowId = '{wid}'")

@@ -39,7 +39,7 @@ from domain.loan import Borrower, Loan
 from domain.strategy import default_strategy
 from privacy.converter import data_converter
 from privacy.keyring import KeyRing
-from stack.embedded import TemporalDevServer, free_port
+from stack.embedded import TemporalDevServer, _die_with_parent, free_port
 from starter.api import CollectionsStarter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,6 +105,7 @@ class WorkerProcess:
             "--task-queue", self.task_queue, "--target", stack.temporal.target,
             "--database-url", stack.database_url, "--max-cached", str(self.max_cached),
             env=stack.env(), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent,  # no orphan worker when the benchmark is killed
         )  # fmt: skip
         assert self.process.stdout is not None
         deadline = time.monotonic() + 60
