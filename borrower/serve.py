@@ -11,7 +11,7 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import uvicorn
@@ -28,6 +28,7 @@ from stack.settings import DEFAULT_PAY_URL, Settings
 from starter.api import CollectionsStarter
 
 Cleanups = list[tuple[str, Callable[[], Awaitable[Any]]]]
+S = TypeVar("S", bound=Settings)  # make run's StackSettings stays itself
 SECRET_FILE = "borrower-link-secret"
 
 
@@ -98,8 +99,8 @@ async def serve_app(app: Any, host: str, port: int) -> tuple[uvicorn.Server, asy
 
 
 async def start_for_stack(
-    settings: Settings, worker_settings: Settings, client: Client, pool: asyncpg.Pool, cleanups: Cleanups
-) -> tuple[Settings, list[str]]:
+    settings: Settings, worker_settings: S, client: Client, pool: asyncpg.Pool, cleanups: Cleanups
+) -> tuple[S, list[str]]:
     """`make run`: the page on OVERDUE_BORROWER_PORT (8010), the dev link secret, and messages linking to it
     (unless OVERDUE_PAY_URL names another page). Returns the worker's settings and the banner lines."""
     os.environ.setdefault("OVERDUE_BORROWER_LINK_SECRET", dev_link_secret(settings.state_dir))
