@@ -12,17 +12,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import pytest
 import pytest_asyncio
 import uvicorn
-from playwright.async_api import Browser, ViewportSize, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 from temporalio.client import Client
 
 from activities.channels import ChannelRouter, HttpSmsAdapter
 from borrower.app import Services, create_app
+from borrower.links import revoke_links
 from stack.sandbox.sms import SmsGatewaySandbox
 from starter.api import CollectionsStarter
-from tests.borrower.conftest import SETTINGS, cn_loan, message_link, running
+from tests.admin.conftest import zone_at
+from tests.borrower.conftest import SETTINGS, cn_loan, message_link, running, us_loan
 from tests.browser.conftest import STEP_TIMEOUT_MS, InLoopServer, browser, chromium_path
 
 __all__ = ["browser", "chromium_path"]  # the session's chromium (tests/browser/conftest.py)
@@ -123,4 +124,88 @@ async def test_link_code_owed_promise_on_a_phone(
         assert status.open_promise.amount_minor == 30_000
 
 
-pytestmark = pytest.mark.asyncio
+async def verified_page(
+    browser: Browser, link: str, sms: SmsGatewaySandbox, number: str, locale: str
+) -> Page:
+    context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale=locale)
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    page = await context.new_page()
+    await page.goto(link)
+    await page.locator("form").first.get_by_role("button").click()
+    code = re.search(r"\d{6}", last_sms_to(sms, number))
+    assert code
+    await page.locator("#code").fill(code.group(0))
+    await page.locator("form").nth(1).get_by_role("button").click()
+    await expect(page.locator("#amount-overdue")).to_be_visible()
+    return page
+
+
+async def test_plans_refused_with_the_reason_then_accepted_and_a_us_dispute(
+    browser: Browser,
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    sms: SmsGatewaySandbox,
+    page_url: tuple[str, ChannelRouter],
+) -> None:
+    base, router = page_url
+    async with running(us_loan(zone_at(12).key), local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan, pattern=f"{base}/l/{{token}}", deliver=router, locale="en")
+        page = await verified_page(browser, base + path, sms, loan.borrower.phone, "en-US")
+        try:
+            plan = page.get_by_role("region", name="Repayment plan")
+            await plan.get_by_label("Number of instalments").fill("12")
+            first = (datetime.now(UTC) + timedelta(days=60)).date().isoformat()
+            await plan.get_by_label("First payment on").fill(first)
+            await plan.get_by_role("button", name="Propose this plan").click()
+            field = page.get_by_role("region", name="Repayment plan").get_by_label("First payment on")
+            await expect(field).to_have_attribute("aria-invalid", "true")
+            await expect(page.locator("#plan-first-error")).to_contain_text("more than 12 months ahead")
+            assert (await starter.status(loan.loan_id)).repayment_plan is None
+
+            plan = page.get_by_role("region", name="Repayment plan")
+            await plan.get_by_label("Number of instalments").fill("4")
+            soon = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+            await plan.get_by_label("First payment on").fill(soon)
+            await plan.get_by_role("button", name="Propose this plan").click()
+            await expect(page.get_by_role("status")).to_contain_text("Your repayment plan is agreed")
+            agreed = (await starter.status(loan.loan_id)).repayment_plan
+            assert agreed is not None and agreed.collector == "borrower"
+
+            dispute = page.get_by_role("region", name="Dispute this debt")
+            await dispute.get_by_label("What is wrong?").fill("I never took this loan; please verify it.")
+            await dispute.get_by_role("button", name="Send my dispute").click()
+            await expect(page.get_by_role("status")).to_contain_text("Your dispute is recorded")
+            status = await starter.status(loan.loan_id)
+            assert status.contact is not None and status.contact.dispute_open
+        finally:
+            await page.context.close()
+
+
+async def test_a_forwarded_then_revoked_link(
+    browser: Browser,
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    sms: SmsGatewaySandbox,
+    page_url: tuple[str, ChannelRouter],
+) -> None:
+    base, router = page_url
+    async with running(cn_loan(), local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan, pattern=f"{base}/l/{{token}}", deliver=router)
+        context = await browser.new_context(viewport=PHONE, is_mobile=True, locale="en-US")
+        context.set_default_timeout(STEP_TIMEOUT_MS)
+        try:
+            page = await context.new_page()
+            await page.goto(base + path)  # someone the message was forwarded to, without the phone
+            text = await page.locator("body").inner_text()
+            for secret in ("800", loan.loan_id, loan.borrower.name, loan.borrower.phone):
+                assert secret not in text
+            await revoke_links(db_pool, loan.loan_id)
+            answer = await page.goto(base + path)
+            assert answer is not None and answer.status == 410
+            await expect(page.get_by_role("heading", level=1)).to_have_text("该链接已失效")
+        finally:
+            await context.close()
