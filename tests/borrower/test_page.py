@@ -3,6 +3,7 @@ the borrower's actions reaching the real workflow as actor `borrower`, refused w
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import uuid
@@ -19,6 +20,8 @@ from starter.api import CollectionsStarter, ContactNotAllowed
 from tests.admin.conftest import zone_at
 from tests.authority.keys import COLLECTOR
 from tests.borrower.conftest import KeptCodes, cn_loan, csrf, message_link, running, us_loan, verified
+from tests.browser import conftest as browser_conftest
+from tests.workflows.fakes import FakeActivities
 
 pytestmark = pytest.mark.asyncio
 
@@ -259,3 +262,36 @@ async def test_the_link_is_revoked_when_the_collection_ends(
         assert not await db_pool.fetchval(
             "SELECT count(*) FROM borrower_sessions WHERE token_hash = $1", token_hash
         )
+
+
+async def test_the_journal_says_borrower_and_e_mail_links_send_codes_by_e_mail(
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    codes: KeptCodes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fakes = FakeActivities()
+    monkeypatch.setattr(browser_conftest, "FakeActivities", lambda: fakes)  # `running` uses these fakes
+    async with running(cn_loan(), local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan, channel="email")
+        page = await verified(client, codes, path)
+        assert codes.sent[-1].channel == "email" and codes.sent[-1].recipient == loan.borrower.email
+        assert codes.sent[-1].subject
+        due = (datetime.now(UTC) + timedelta(days=5)).date().isoformat()
+        done = await client.post(
+            f"{path}/promise", data={"csrf": csrf(page), "amount": "100", "due_date": due}
+        )
+        assert done.status_code == 200
+        dispute = await client.post(
+            f"{path}/dispute", data={"csrf": csrf(page), "text": "Not my debt, please."}
+        )
+        assert dispute.status_code == 200
+        for _ in range(100):  # the journal batch is written by an activity a moment after the update
+            kinds = {(e.kind, e.data.get("actor")) for e in fakes.journal if e.loan_id == loan.loan_id}
+            if {("promise", "borrower"), ("hold", "borrower")} <= kinds:
+                break
+            await asyncio.sleep(0.05)
+        assert {("promise", "borrower"), ("hold", "borrower")} <= kinds
