@@ -165,6 +165,33 @@ def opt_out(state: ContactState, request: OptOut, contact_points: list[str]) -> 
     return _copy(state, opted_out_addresses=[*state.opted_out_addresses, request.address])
 
 
+class ContactPointUnreachable(BaseModel):
+    """A provider's receipt says a contact point cannot be reached for good (an unknown subscriber, a hard
+    bounce): sent by the product's inbound webhooks, not by a person (README "Inbound messages and
+    receipts")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    channel: Literal["sms", "email", "push"]
+    address: CleanLine = Field(min_length=1, max_length=254)
+    reason: str = Field(
+        pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="the provider's code, never free text"
+    )
+    message_id: CleanLine = Field(min_length=1, max_length=64, description="the outbox message it answers")
+
+
+def contact_point_unreachable(
+    state: ContactState, request: ContactPointUnreachable, contact_points: list[str]
+) -> ContactState:
+    """The contact point closed for good, so the next step falls back to another channel; the same state when
+    it already was (a receipt repeated by another message)."""
+    if request.address not in contact_points:
+        raise HoldRejected("address: not one of this loan's contact points")
+    if request.address in state.unreachable_addresses:
+        return state
+    return _copy(state, unreachable_addresses=[*state.unreachable_addresses, request.address])
+
+
 def preferred_hours(state: ContactState, request: PreferredHours) -> ContactState:
     return _copy(state, preferred_hours=(request.start, request.end))
 

@@ -17,7 +17,7 @@ from temporalio.service import RPCError
 
 from activities.messaging import ChannelAdapter, OutboxAdapter, RenderedMessage
 from authority.signer import Actor
-from domain.holds import OptOut
+from domain.holds import ContactPointUnreachable, OptOut
 from starter.api import (
     CollectionClosed,
     CollectionsStarter,
@@ -26,11 +26,11 @@ from starter.api import (
     RequestRefused,
     UnknownLoan,
 )
-from workflows.messages import OPT_OUT_UPDATE
+from workflows.messages import CONTACT_POINT_UNREACHABLE_UPDATE, OPT_OUT_UPDATE
 
 log = structlog.get_logger("overdue.inbound")
 
-Told = Literal["opted_out", "already_opted_out", "closed", "pending"]
+Told = Literal["opted_out", "already_opted_out", "unreachable", "closed", "pending"]
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,15 @@ class DeskAnswer:
 class LoanDesk(Protocol):
     async def opt_out(self, loan_id: str, channel: Literal["sms", "email"], via: str) -> DeskAnswer: ...
 
+    async def unreachable(self, loan_id: str, request: ContactPointUnreachable) -> DeskAnswer: ...
+
 
 # The borrower acts for their own reply (role and identity "borrower", the key of the borrower page): the
 # role allows only the borrower's own requests, opt-outs among them (workflows/actors.py).
 BORROWER = Actor("borrower", "borrower")
+# A provider's receipt is no one's own act: the inbound intake tells the loan for servicing, as the agency
+# payment intake does (workflows/actors.py allows servicing and operators).
+SERVICING = Actor("servicing", "servicing")
 
 
 class WorkflowDesk:
@@ -67,6 +72,22 @@ class WorkflowDesk:
         except RPCError as error:  # Temporal unreachable or overloaded: the provider's retry tries again
             return DeskAnswer("pending", f"temporal: {error.status.name if error.status else 'error'}")
         return DeskAnswer("opted_out")
+
+    async def unreachable(self, loan_id: str, request: ContactPointUnreachable) -> DeskAnswer:
+        """The loan's workflow closes the contact point; its next step falls back to another channel."""
+        try:
+            await self.starter.collector_action(
+                loan_id, CONTACT_POINT_UNREACHABLE_UPDATE, request, actor=SERVICING
+            )
+        except RequestRefused as refused:
+            return DeskAnswer("pending", refused.reason)
+        except (UnknownLoan, CollectionClosed, NotALoan):
+            return DeskAnswer("closed")
+        except (InvalidRequest, ValueError) as error:  # no key may act (CannotAct is a ValueError)
+            return DeskAnswer("pending", str(error))
+        except RPCError as error:
+            return DeskAnswer("pending", f"temporal: {error.status.name if error.status else 'error'}")
+        return DeskAnswer("unreachable")
 
 
 # One text per locale; the channel's opt-out line in the outgoing messages promises exactly these.

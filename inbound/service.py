@@ -20,6 +20,7 @@ from typing import Literal
 import asyncpg
 import structlog
 
+from domain.holds import ContactPointUnreachable
 from inbound import store
 from inbound.desk import LoanDesk, ReplySender
 from inbound.keywords import intent
@@ -133,14 +134,28 @@ class InboundService:
             await store.record_receipt(connection, row.message_id, receipt.status, at, receipt.code)
             outcome = "receipt_recorded"
             detail = None
+            tell = False
+            reason = receipt.code or "permanent_failure"
             if receipt.is_permanent_failure():
-                closed = await store.mark_unreachable(connection, row, receipt.code or "permanent_failure")
+                closed = await store.mark_unreachable(connection, row, reason)
                 outcome = "unreachable"
-                # The workflow has no update for an asynchronous receipt yet: the row waits (told_at NULL).
                 detail = "recorded" if closed else "already recorded"
+                tell = await store.untold(connection, row)
             await store.settle(
                 connection, event, outcome, loan_ids=[row.loan_id], message_id=row.message_id, detail=detail
             )
+        if tell:
+            # After the commit: the address is recorded whatever happens next. A workflow that cannot be told
+            # now (Temporal down) leaves the row waiting (told_at NULL): the next permanent failure for that
+            # contact point tells it again (the update is idempotent).
+            request = ContactPointUnreachable(
+                channel=provider, address=row.recipient, reason=reason, message_id=row.message_id
+            )
+            answer = await self.desk.unreachable(row.loan_id, request)
+            if answer.told in ("unreachable", "closed"):
+                async with self.pool.acquire() as connection:
+                    await store.mark_told(connection, row)
+            log.info("inbound unreachable told", channel=provider, told=answer.told)
         log.info("inbound receipt", channel=provider, status=receipt.status, outcome=outcome)
         return outcome
 

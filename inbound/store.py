@@ -124,6 +124,29 @@ async def mark_unreachable(connection: Connection, row: OutboxRow, reason: str) 
     return bool(result.endswith(" 1"))
 
 
+async def untold(connection: Connection, row: OutboxRow) -> bool:
+    """Whether the loan's workflow has yet to learn that this contact point is unreachable."""
+    found = await connection.fetchval(
+        "SELECT 1 FROM unreachable_contact_points "
+        "WHERE loan_id = $1 AND channel = $2 AND address = $3 AND told_at IS NULL",
+        row.loan_id,
+        row.channel,
+        row.recipient,
+    )
+    return found is not None
+
+
+async def mark_told(connection: Connection, row: OutboxRow) -> None:
+    """The loan's workflow knows: the row stops waiting (it stays until retention, like the outbox row)."""
+    await connection.execute(
+        "UPDATE unreachable_contact_points SET told_at = now() "
+        "WHERE loan_id = $1 AND channel = $2 AND address = $3 AND told_at IS NULL",
+        row.loan_id,
+        row.channel,
+        row.recipient,
+    )
+
+
 async def jurisdiction(connection: Connection, loan_id: str) -> str | None:
     """The loan's jurisdiction as its journal recorded it (its contact attempts)."""
     value = await connection.fetchval(

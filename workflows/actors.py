@@ -71,6 +71,8 @@ POLICY: dict[str, tuple[tuple[Role, ...], str | None]] = {
         )
     },
     **{name: (WITH_BORROWER, "collector") for name in BORROWER_ACTIONS},
+    # A provider's receipt reaches the loan through the product's inbound webhooks, acting for servicing.
+    m.CONTACT_POINT_UNREACHABLE_UPDATE: (("servicing", "operator"), None),
     m.PAYMENT_SIGNAL: (("servicing", "operator"), None),
     m.CLOSE_SIGNAL: (("servicing", "operator", "supervisor", "admin"), None),
 }

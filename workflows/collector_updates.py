@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         CeaseContact,
         CollectorRequest,
         ContactOutcome,
+        ContactPointUnreachable,
         HardshipHold,
         HoldRejected,
         OptOut,
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         CLAIM_CONTACT_UPDATE,
         CONTACT_NOT_ALLOWED,
         CONTACT_OUTCOME_UPDATE,
+        CONTACT_POINT_UNREACHABLE_UPDATE,
         HARDSHIP_HOLD_UPDATE,
         OPT_OUT_UPDATE,
         PREFERRED_HOURS_UPDATE,
@@ -145,6 +147,31 @@ class CollectorUpdates(CaseHandlers):
         self._verify(OPT_OUT_UPDATE, request, assertion)
         case = self._rt.case
         self._check(lambda: holds.opt_out(case.contact, request, case.contact_points()))
+
+    @workflow.update(name=CONTACT_POINT_UNREACHABLE_UPDATE)
+    def contact_point_unreachable(
+        self, request: ContactPointUnreachable, assertion: str | None = None
+    ) -> ContactState:
+        """A provider's receipt: the number or address is closed for good; the next step falls back."""
+        self._spend(assertion)
+        case = self._rt.case
+        state = holds.contact_point_unreachable(case.contact, request, case.contact_points())
+        if state is not case.contact:
+            case.contact = state
+            # The provider's code as detail; the address itself stays out of the journal.
+            self._action(
+                "unreachable", "provider", "contact_point_unreachable", request.channel, request.reason
+            )
+            self._rt.wake()
+        return state
+
+    @contact_point_unreachable.validator
+    def _validate_contact_point_unreachable(
+        self, request: ContactPointUnreachable, assertion: str | None = None
+    ) -> None:
+        self._verify(CONTACT_POINT_UNREACHABLE_UPDATE, request, assertion)
+        case = self._rt.case
+        self._check(lambda: holds.contact_point_unreachable(case.contact, request, case.contact_points()))
 
     @workflow.update(name=PREFERRED_HOURS_UPDATE)
     def preferred_hours(self, request: PreferredHours, assertion: str | None = None) -> ContactState:

@@ -39,6 +39,8 @@ OPT_OUT_UPDATE = "opt_out"
 PREFERRED_HOURS_UPDATE = "set_contact_hours"
 STOP_COLLECTION_UPDATE = "stop_collection"
 CONTACT_OUTCOME_UPDATE = "record_contact_outcome"
+# A provider's receipt: a contact point is unreachable for good (update with validator; the inbound webhooks).
+CONTACT_POINT_UNREACHABLE_UPDATE = "contact_point_unreachable"
 # A collector claims a call or visit task: the contact rules are asked at that moment (update with validator).
 CLAIM_CONTACT_UPDATE = "claim_contact"
 CONTACT_NOT_ALLOWED = "ContactNotAllowed"

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from activities.messaging import OutboxAdapter, RenderedMessage
+from domain.holds import ContactPointUnreachable
 from inbound.app import build_app
 from inbound.auth import signed_headers
 from inbound.desk import DeskAnswer, ReplySender
@@ -33,6 +34,11 @@ class FakeDesk:
     opted_out: dict[str, set[str]] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     down: bool = False  # Temporal unreachable: every opt-out waits
+    unreachable_told: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    async def unreachable(self, loan_id: str, request: ContactPointUnreachable) -> DeskAnswer:
+        self.unreachable_told.append((loan_id, request.channel, request.address, request.reason))
+        return DeskAnswer("pending", "temporal: UNAVAILABLE") if self.down else DeskAnswer("unreachable")
 
     async def opt_out(self, loan_id: str, channel: str, via: str) -> DeskAnswer:
         self.calls.append((loan_id, channel))

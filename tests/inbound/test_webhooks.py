@@ -124,10 +124,30 @@ async def test_failed_receipt_marks_the_number_unreachable(inbound: Inbound) -> 
     assert [dict(p) for p in points] == [
         {"loan_id": loan, "channel": "sms", "address": PHONE, "reason": "unknown_subscriber"}
     ]
+    # The loan's workflow is told once, and the row records that it knows.
+    assert inbound.desk.unreachable_told == [(loan, "sms", PHONE, "unknown_subscriber")]
+    assert await inbound.pool.fetchval("SELECT told_at IS NOT NULL FROM unreachable_contact_points")
 
     before = await inbound.table()  # a replay changes nothing
     assert await inbound.post("/inbound/sms/receipts", receipt) == (200, ACCEPTED)
     assert await inbound.table() == before
+    assert len(inbound.desk.unreachable_told) == 1
+
+
+async def test_a_workflow_not_told_is_told_at_the_next_permanent_failure(inbound: Inbound) -> None:
+    loan = _loan()
+    await inbound.message(loan, "sms", PHONE, provider_id="sms_one")
+    await inbound.message(loan, "sms", PHONE, provider_id="sms_two")
+    inbound.desk.down = True
+    first = {"event_id": _event(), "message_id": "sms_one", "status": "failed", "code": "unknown_subscriber"}
+    assert await inbound.post("/inbound/sms/receipts", first) == (200, ACCEPTED)
+    assert await inbound.pool.fetchval("SELECT told_at IS NULL FROM unreachable_contact_points")
+
+    inbound.desk.down = False
+    second = {"event_id": _event(), "message_id": "sms_two", "status": "failed", "code": "unknown_subscriber"}
+    assert await inbound.post("/inbound/sms/receipts", second) == (200, ACCEPTED)
+    assert [told[0] for told in inbound.desk.unreachable_told] == [loan, loan]
+    assert await inbound.pool.fetchval("SELECT told_at IS NOT NULL FROM unreachable_contact_points")
 
 
 async def test_delivered_and_transient_failures_keep_the_number(inbound: Inbound) -> None:
