@@ -39,6 +39,10 @@ async def issue_code(pool: asyncpg.Pool, link: Link, recipient: str, settings: B
     """A new 6-digit code for the link, unless the link or the address had its hour's share."""
     hour = timedelta(hours=1)
     async with pool.acquire() as connection, connection.transaction():
+        # Codes and sessions are kept only as long as the limits need them: the address hash (a pseudonym of
+        # a phone number, guessable by enumeration) is gone within a day, whatever happens to the loan.
+        await connection.execute("DELETE FROM borrower_codes WHERE created_at < now() - interval '1 day'")
+        await connection.execute("DELETE FROM borrower_sessions WHERE expires_at < now()")
         # One link at a time: two tabs asking at once cannot both pass the count.
         await connection.execute(
             "SELECT 1 FROM borrower_links WHERE token_hash = $1 FOR UPDATE", link.token_hash

@@ -295,3 +295,17 @@ async def test_the_journal_says_borrower_and_e_mail_links_send_codes_by_e_mail(
                 break
             await asyncio.sleep(0.05)
         assert {("promise", "borrower"), ("hold", "borrower")} <= kinds
+
+
+async def test_old_codes_and_sessions_are_purged(
+    db_pool: asyncpg.Pool, client: httpx.AsyncClient, codes: KeptCodes
+) -> None:
+    loan = cn_loan()
+    path = await message_link(db_pool, loan)
+    await client.post(f"{path}/code")
+    token_hash = hashlib.sha256(path.rsplit("/", 1)[1].encode()).digest()
+    await db_pool.execute(
+        "UPDATE borrower_codes SET created_at = now() - interval '2 days' WHERE token_hash = $1", token_hash
+    )
+    await client.post(f"{await message_link(db_pool, loan)}/code")  # any code request purges
+    assert not await db_pool.fetchval("SELECT count(*) FROM borrower_codes WHERE token_hash = $1", token_hash)
