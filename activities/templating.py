@@ -290,6 +290,16 @@ def format_day(day: date, locale: str, jurisdiction: str = "") -> str:
     return format_date(day, format="medium", locale=babel_locale(locale, jurisdiction))
 
 
+# What a `{token}` link shows where no link was minted (the preview command): the message activity mints
+# each borrower-page link itself (borrower/links.py) and passes it as the `pay_url` variable.
+PREVIEW_TOKEN = "PREVIEW-TOKEN"
+
+
+def link_preview(pattern: str, loan_id: str) -> str:
+    """The pay URL pattern filled in: `{loan_id}` (legacy pay links), `{token}` shown as a placeholder."""
+    return pattern.replace("{loan_id}", loan_id).replace("{token}", PREVIEW_TOKEN)
+
+
 def template_context(
     variables: Mapping[str, str], *, locale: str, loan_id: str, pay_url: str
 ) -> dict[str, object]:
@@ -313,7 +323,7 @@ def template_context(
         )
     context["validation_notice"] = notice == "included"
     context["loan_id"] = variables.get("loan_id") or loan_id
-    context["pay_url"] = variables.get("pay_url") or pay_url.format(loan_id=context["loan_id"])
+    context["pay_url"] = variables.get("pay_url") or link_preview(pay_url, str(context["loan_id"]))
 
     if "amount_minor" in variables and "currency" in variables:
         text = variables["amount_minor"].strip()

@@ -223,6 +223,13 @@ def test_pay_url_defaults_to_the_pattern_with_the_loan_id() -> None:
     assert "https://pay.lender.test/x " in render(pay_url="https://pay.lender.test/x").body
 
 
+def test_a_token_link_pattern_previews_with_a_placeholder_and_never_the_loan_id() -> None:
+    context = template_context(
+        loan_variables(), locale="en", loan_id="LN-1", pay_url="https://pay.lender.test/b/{token}"
+    )
+    assert context["pay_url"] == "https://pay.lender.test/b/PREVIEW-TOKEN"
+
+
 def test_text_is_not_html_escaped() -> None:
     rendered = render("statement", "en", "email", borrower_name="O'Brien & <Sons>")
 
