@@ -44,6 +44,10 @@ async def create_collector_task(pool: asyncpg.Pool, request: CollectorTaskReques
     return CollectorTaskReceipt(task_id=str(row["id"]), duplicate=duplicate)
 
 
+# Step keys of the tasks the borrower's own page opens (borrower/actions.py).
+BORROWER_STEP_PREFIX = "borrower:"
+
+
 async def cancel_collector_tasks(
     pool: asyncpg.Pool, request: CollectorTaskCancellation
 ) -> CollectorTaskCancelReceipt:
@@ -69,7 +73,10 @@ async def cancel_collector_tasks(
             "UPDATE collector_tasks SET status = 'cancelled', cancel_reason = $2, cancelled_at = now(), "
             "cancel_key = $3 "
             "WHERE loan_id = $1 AND status IN ('open', 'in_progress') "
-            "AND ($4::text[] IS NULL OR step_key = ANY($4::text[]))",
+            "AND ($4::text[] IS NULL OR step_key = ANY($4::text[])) "
+            # A review the borrower asked for from their page (hardship: borrower/actions.py) outlives the
+            # hold it came with: it is the follow-up of that hold, and no contact.
+            f"AND NOT (kind = 'review' AND step_key LIKE '{BORROWER_STEP_PREFIX}%')",
             request.loan_id,
             request.reason,
             request.idempotency_key,

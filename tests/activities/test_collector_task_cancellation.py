@@ -166,3 +166,17 @@ def test_cancel_collector_tasks_is_registered_with_the_worker(db_pool: asyncpg.P
     names = [activity._Definition.must_from_callable(fn).name for fn in CollectionActivities(db_pool).all()]
 
     assert names.count(contracts.CANCEL_COLLECTOR_TASKS) == 1
+
+
+async def test_a_review_the_borrower_asked_for_outlives_the_hold_that_cancels_the_rest(
+    activities: CollectionActivities, db_pool: asyncpg.Pool, loan_id: str
+) -> None:
+    await _open(activities, loan_id, "d10-call")
+    await _open(activities, loan_id, "borrower:hardship", kind="review")
+    await _open(activities, loan_id, "borrower:callback", kind="call")
+
+    await activities.cancel_collector_tasks(_cancel(loan_id, reason="hold"))
+
+    statuses = await _statuses(db_pool, loan_id)
+    assert statuses["borrower:hardship"] == ("open", None, False)
+    assert statuses["d10-call"][0] == statuses["borrower:callback"][0] == "cancelled"
