@@ -42,8 +42,12 @@ def canonical_json(definition: BaseModel) -> str:
     return json.dumps(definition.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
 
+def text_ref(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def definition_ref(definition: BaseModel) -> str:
-    return "sha256:" + hashlib.sha256(canonical_json(definition).encode("utf-8")).hexdigest()
+    return text_ref(canonical_json(definition))
 
 
 class Definitions:
@@ -76,14 +80,20 @@ class Definitions:
         text = self.fetcher(kind, ref) if self.fetcher is not None else None
         if text is None:
             raise UnknownDefinition(kind, ref)
+        # The reference is checked against the stored text, not against the model re-serialized: a release
+        # that adds a field (with a default keeping the old behaviour) must still resolve every definition
+        # stored before it, or every running loan started by reference would fail at its next replay.
+        actual = text_ref(text)
+        if actual != ref:
+            raise ValueError(f"{kind} {ref}: the stored definition hashes to {actual}")
         definition: Strategy | ContactProfile = (
             Strategy.model_validate_json(text)
             if kind == "strategy"
             else ContactProfile.model_validate_json(text)
         )
-        actual, shared = self.intern(definition)
-        if actual != ref:
-            raise ValueError(f"{kind} {ref}: the stored definition hashes to {actual}")
+        with self._lock:
+            shared = self._by_ref.setdefault(ref, definition)
+            self._refs[id(shared)] = ref
         return shared
 
     def strategy(self, ref: str) -> Strategy:

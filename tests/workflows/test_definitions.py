@@ -16,7 +16,14 @@ from temporalio.worker import Worker
 
 from activities.definitions import install_fetcher, save_definition
 from domain.contact_profiles import default_profiles
-from domain.definitions import REGISTRY, Definitions, UnknownDefinition, definition_ref
+from domain.definitions import (
+    REGISTRY,
+    Definitions,
+    UnknownDefinition,
+    canonical_json,
+    definition_ref,
+    text_ref,
+)
 from domain.loan import Payment
 from domain.strategy import default_strategy
 from stack.settings import Settings
@@ -148,6 +155,22 @@ async def test_a_stored_definition_that_does_not_match_its_reference_is_refused(
 
     with pytest.raises(ValueError, match="hashes to"):
         await asyncio.to_thread(fresh.strategy, ref)
+
+
+def test_a_definition_stored_before_a_field_was_added_still_resolves() -> None:
+    """A release adds a field with a default: definitions stored by the previous one (without the field) keep
+    their references, so running loans started by reference still replay."""
+    body = json.loads(canonical_json(default_strategy().model_copy(update={"version": 97})))
+    del body["contact_spread_minutes"]  # as the release before the herd spread stored it
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    ref = text_ref(text)
+    fresh = Definitions()
+    fresh.fetcher = lambda kind, wanted: text if (kind, wanted) == ("strategy", ref) else None
+
+    resolved = fresh.strategy(ref)
+
+    assert resolved.version == 97 and resolved.contact_spread_minutes == 0
+    assert fresh.strategy(ref) is resolved
 
 
 async def test_the_worker_stores_the_configured_definitions_and_survives_a_broken_file(

@@ -24,8 +24,13 @@ def stored_definitions() -> None:
     that has not seen them): the recorder saved their bodies beside the histories."""
     stored = json.loads((FOLDER / "definitions.json").read_text())
     for ref, row in stored.items():
-        kind = KINDS[row["kind"]]
-        assert REGISTRY.intern(kind.model_validate_json(row["body"]))[0] == ref
+        assert row["kind"] in KINDS
+        # Resolved from the stored text, as the worker's fetcher does: a later release that adds a field to
+        # Strategy or ContactProfile must still replay these.
+        fetch = {(row["kind"], ref): row["body"]}
+        REGISTRY.fetcher = lambda kind, wanted, fetch=fetch: fetch.get((kind, wanted))
+        REGISTRY.resolve(row["kind"], ref)
+    REGISTRY.fetcher = None
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
