@@ -11,15 +11,17 @@ from __future__ import annotations
 from datetime import time
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -154,6 +156,61 @@ class PromiseRules(_Config):
     )
 
 
+# -- what a borrower may arrange alone (borrower page, issue 11) -------------------------------------------
+
+
+class BorrowerBand(_Config):
+    """The bounds of a borrower's own promise or plan for arrears up to `up_to_minor` in `currency`.
+
+    Bands are per currency (a `currency` field on each band, not a per-currency map): minor units only mean
+    something in one currency, and a loan in a currency without a band is offered no plan at all."""
+
+    currency: str = Field(min_length=3, max_length=3)
+    up_to_minor: int | None = Field(default=None, ge=1, description="arrears up to this; absent: no limit")
+    max_instalments: int = Field(ge=2, le=12, description="the most instalments a borrower may choose")
+    min_instalment_minor: int = Field(ge=1, description="the smallest instalment")
+    max_plan_days: int = Field(ge=1, le=365, description="the last instalment at most this many days ahead")
+    first_payment_within_days: int = Field(ge=0, le=90)
+    promise_within_days: int = Field(
+        ge=0, le=365, description="a promise's date at most this many days ahead"
+    )
+    settlement_floor_bp: int | None = Field(
+        default=None,
+        ge=1,
+        le=9999,
+        description="a borrower may propose to settle for at least this share of the arrears (basis points); "
+        "absent: no settlement proposal",
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _known(cls, currency: str) -> str:
+        if currency not in CURRENCIES:
+            raise ValueError(
+                f"unknown currency {currency!r}; expected one of {', '.join(sorted(CURRENCIES))}"
+            )
+        return currency
+
+
+class BorrowerPlans(_Config):
+    """Bands by arrears: the first band of the loan's currency whose `up_to_minor` covers the arrears."""
+
+    bands: list[BorrowerBand] = Field(min_length=1)
+
+    @field_validator("bands")
+    @classmethod
+    def _ordered(cls, bands: list[BorrowerBand]) -> list[BorrowerBand]:
+        for currency in sorted({b.currency for b in bands}):
+            own = [b for b in bands if b.currency == currency]
+            limits = [b.up_to_minor for b in own]
+            if None in limits[:-1]:
+                raise ValueError(f"{currency}: only the last band may leave up_to_minor out (no limit)")
+            bounded = [limit for limit in limits if limit is not None]
+            if bounded != sorted(set(bounded)):
+                raise ValueError(f"{currency}: up_to_minor must increase from band to band")
+        return bands
+
+
 class Strategy(_Config):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
     version: int = Field(ge=1)
@@ -167,8 +224,20 @@ class Strategy(_Config):
         "(domain.herd), so loans due the same day do not all wake at contact_time",
     )
     promise: PromiseRules = PromiseRules()
+    # None by default: a strategy stored before this section existed offers the borrower no plan (the page
+    # shows promise and pay only) and keeps the collectors' rules for everything else.
+    borrower_plans: BorrowerPlans | None = None
     steps: list[Step] = Field(min_length=1)
     segments: list[Segment] = Field(default_factory=list, description="first match wins; else 'standard'")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_sections(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A strategy without `borrower_plans` serializes as it did before the section existed, so its
+        content-addressed reference (domain.definitions) stays the same across this release."""
+        data: dict[str, Any] = handler(self)
+        if self.borrower_plans is None:
+            data.pop("borrower_plans", None)
+        return data
 
     @field_validator("steps")
     @classmethod

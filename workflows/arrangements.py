@@ -18,6 +18,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain import arrangements as rules
+    from domain import borrower_plans
     from domain.arrangements import (
         AgencyRecall,
         Escalate,
@@ -88,11 +89,21 @@ class ArrangementUpdates(CaseHandlers):
 
     @arrange_repayment_plan.validator
     def _validate_repayment_plan(self, request: RepaymentPlanRequest, assertion: str | None = None) -> None:
-        self._verify(REPAYMENT_PLAN_UPDATE, request, assertion)
+        asserted = self._verify(REPAYMENT_PLAN_UPDATE, request, assertion)
+        arrears = self._rt.case.arrears_minor
         self._refuse_arrangement(
             self._conflict,
-            lambda: rules.plan_rejection(
-                request, arrears_minor=self._rt.case.arrears_minor, today=self._today()
+            lambda: rules.plan_rejection(request, arrears_minor=arrears, today=self._today()),
+            # The borrower (the page, or any client holding a borrower assertion) stays within the strategy's
+            # bounds for the loan's band; a collector's plan keeps the collectors' rules above.
+            lambda: (
+                borrower_plans.first(
+                    borrower_plans.plan_problems(
+                        self._borrower_bounds(), request, arrears_minor=arrears, today=self._today()
+                    )
+                )
+                if asserted.role == "borrower"
+                else None
             ),
         )
 

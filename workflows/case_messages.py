@@ -10,6 +10,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
+    from domain import borrower_plans
     from domain.case import CloseRequest, LetterSent
     from domain.loan import Payment, format_money
     from domain.promise import PromiseRequest, PromiseToPay, promise_deadline, promise_rejection
@@ -118,19 +119,27 @@ class CaseMessages(CaseHandlers):
 
     @promise_to_pay.validator
     def _validate_promise(self, request: PromiseRequest, assertion: str | None = None) -> None:
-        self._verify(PROMISE_UPDATE, request, assertion)
+        asserted = self._verify(PROMISE_UPDATE, request, assertion)
         # A validator rejects before anything reaches history: a rejected promise changes nothing.
         case = self._rt.case
+        today = case.local_today(self._rt.now())
         reason = (
             promise_rejection(
                 request,
                 arrears_minor=case.arrears_minor,
-                today=case.local_today(self._rt.now()),
+                today=today,
                 rules=case.strategy.promise,
                 has_open_promise=case.open_promise is not None,
                 closed=case.closing,
             )
-            or self._conflict()
-        )  # an open promise was refused above; a plan or settlement offer here
+            or self._conflict()  # an open promise was refused above; a plan or settlement offer here
+            or (  # the borrower's own promise: within the strategy's days for the loan's band
+                borrower_plans.first(
+                    borrower_plans.promise_problems(self._borrower_bounds(), request.due_date, today=today)
+                )
+                if asserted.role == "borrower"
+                else None
+            )
+        )
         if reason:
             self._reject(reason, "PromiseRejected")

@@ -15,8 +15,9 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from authority.tokens import Refused, claims_of
+    from authority.tokens import Assertion, Refused, claims_of
     from domain import arrangements as rules
+    from domain.borrower_plans import PlanBounds, band_for
     from workflows import actors, projection
     from workflows.children import ChildCases
     from workflows.messages import CollectionStatus
@@ -37,6 +38,11 @@ class CaseHandlers:
             if reason:
                 self._reject(reason, kind)
 
+    def _borrower_bounds(self) -> PlanBounds | None:
+        """The strategy's band for this loan's arrears (None: the borrower may arrange no plan alone)."""
+        case = self._rt.case
+        return band_for(case.strategy.borrower_plans, case.arrears_minor, case.loan.currency)
+
     def _conflict(self) -> str | None:
         case = self._rt.case
         return rules.arrangement_conflict(
@@ -56,10 +62,11 @@ class CaseHandlers:
 
     # -- who acts (workflows.actors) ---------------------------------------------------------------------
 
-    def _verify(self, action: str, request: object, assertion: str | None) -> None:
-        """In a validator: refuse (nothing changes) unless a verified actor may send this request."""
+    def _verify(self, action: str, request: object, assertion: str | None) -> Assertion:
+        """In a validator: refuse (nothing changes) unless a verified actor may send this request; the
+        verified assertion (its role decides whose rules apply, e.g. the borrower's bounds)."""
         try:
-            actors.check(action, request, assertion, self._rt.used_assertions)
+            return actors.check(action, request, assertion, self._rt.used_assertions)
         except Refused as refused:
             self._reject(str(refused), actors.ASSERTION_REFUSED)
 

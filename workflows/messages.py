@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_seri
 
 from activities.contracts import JournalEntry
 from domain.arrangements import RepaymentPlan, SettlementOffer, StageHoldState, Waiver
+from domain.borrower_plans import PlanBounds
 
 # CloseRequest is defined with the case: servicing's close travels in the case (continue-as-new carries it).
 from domain.case import CloseRequest as CloseRequest
@@ -230,6 +231,10 @@ class CollectionStatus(BaseModel):
     )
     settlement: SettlementOffer | None = Field(
         default=None, description="the open settlement offer, else the latest one (paid, lapsed, cancelled)"
+    )
+    borrower_plan: PlanBounds | None = Field(
+        default=None,
+        description="what the borrower may arrange alone for these arrears (None: promise and pay only)",
     )
     waived_total_minor: int = 0
     waivers: list[Waiver] = Field(default_factory=list)

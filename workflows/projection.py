@@ -11,6 +11,7 @@ from temporalio.common import SearchAttributeUpdate
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
     from domain.arrangements import stage_hold_active
+    from domain.borrower_plans import band_for
     from domain.case import CollectionCase, Placement
     from domain.decision import freezing_hold
     from domain.herd import describe_offset
@@ -78,6 +79,7 @@ def status(
         loan=case.loan,
         repayment_plan=case.open_plan or (case.plans[-1] if case.plans else None),
         settlement=case.open_settlement or (case.settlements[-1] if case.settlements else None),
+        borrower_plan=band_for(case.strategy.borrower_plans, case.arrears_minor, case.loan.currency),
         waived_total_minor=case.waived_total_minor,
         waivers=case.waivers,
         stage_hold=case.stage_hold if stage_hold_active(case.stage_hold, now) else None,
