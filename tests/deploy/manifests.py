@@ -81,7 +81,11 @@ def settings_env_names(image: Image) -> dict[str, Setting]:
     """Every environment variable a settings class of the product reads, upper-cased (pydantic-settings is
     case-insensitive by default), found by importing each first-party module of the image that defines a
     BaseSettings subclass."""
-    walk = walk_imports(image, sorted(first_party_roots()))
+    roots = sorted(first_party_roots())
+    # `python -m <package>` runs its __main__, which its __init__ need not import (inbound's does not).
+    walk = walk_imports(
+        image, roots + [f"{r}.__main__" for r in roots if (ROOT / r / "__main__.py").exists()]
+    )
     names: dict[str, Setting] = {}
     for module_name in sorted(walk.modules):
         path = ROOT / (module_name.replace(".", "/") + ".py")

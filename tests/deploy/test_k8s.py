@@ -84,12 +84,25 @@ def test_kustomizations_use_only_what_the_renderer_understands_and_list_every_fi
     assert str(SECRETS.resolve()) not in listed
 
 
-def test_the_product_runs_as_workers_an_admin_ui_and_two_release_jobs(rendered: list[dict[str, Any]]) -> None:
+# The long-running processes: the worker, and the HTTP apps behind a Service (admin UI, borrower page,
+# the providers' inbound webhooks).
+SERVED = ("admin", "borrower", "inbound")
+
+
+def test_the_product_runs_as_workers_http_apps_and_two_release_jobs(rendered: list[dict[str, Any]]) -> None:
     kinds = {_name(d) for d in rendered}
-    assert {"Deployment/overdue-worker", "Deployment/overdue-admin", "Service/overdue-admin"} <= kinds
+    assert "Deployment/overdue-worker" in kinds and "PodDisruptionBudget/overdue-worker" in kinds
+    for app in SERVED:
+        assert {
+            f"Deployment/overdue-{app}",
+            f"Service/overdue-{app}",
+            f"PodDisruptionBudget/overdue-{app}",
+        } <= kinds
     assert {"Job/overdue-migrate", "Job/overdue-search-attributes"} <= kinds
-    assert {"PodDisruptionBudget/overdue-worker", "PodDisruptionBudget/overdue-admin"} <= kinds
     assert {"ConfigMap/overdue-config", "Secret/overdue-secrets", "Secret/overdue-codec-keys"} <= kinds
+    commands = {_name(d): next(containers(d))["command"] for d in rendered if d["kind"] == "Deployment"}
+    assert commands["Deployment/overdue-borrower"] == ["python", "-m", "borrower"]
+    assert commands["Deployment/overdue-inbound"] == ["python", "-m", "inbound"]
     for doc in render(APP) + render(RELEASE):
         if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == "overdue", _name(doc)
@@ -121,11 +134,17 @@ def test_deployments_have_probes_on_declared_ports_resources_and_a_disruption_bu
         assert all(b["spec"]["minAvailable"] < doc["spec"]["replicas"] for b in selecting), (
             "drains would block"
         )
-    service = next(d for d in rendered if _name(d) == "Service/overdue-admin")
-    admin = next(d for d in rendered if _name(d) == "Deployment/overdue-admin")
-    assert service["spec"]["selector"].items() <= admin["spec"]["template"]["metadata"]["labels"].items()
-    (container,) = containers(admin)
-    assert {p["targetPort"] for p in service["spec"]["ports"]} <= _ports(container)
+    for app in SERVED:
+        service = next(d for d in rendered if _name(d) == f"Service/overdue-{app}")
+        deployment = next(d for d in rendered if _name(d) == f"Deployment/overdue-{app}")
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items(), app
+        (container,) = containers(deployment)
+        assert {p["targetPort"] for p in service["spec"]["ports"]} <= _ports(container), app
+        # The port the app listens on (its *_PORT setting) is the one declared and probed.
+        env = {v["name"]: v.get("value") for v in container["env"]}
+        (port,) = (int(v) for k, v in env.items() if k.endswith("_PORT") and v is not None)
+        assert port in _ports(container) and env[f"OVERDUE_{app.upper()}_HOST"] == "0.0.0.0", app
 
 
 def test_every_pod_is_least_privilege(rendered: list[dict[str, Any]]) -> None:
@@ -218,9 +237,38 @@ def test_every_key_file_setting_points_into_a_mounted_secret(rendered: list[dict
         ("Deployment/overdue-worker", "OVERDUE_TRUSTED_KEYS_FILE"),
         ("Deployment/overdue-admin", "OVERDUE_CODEC_KEYS_FILE"),
         ("Deployment/overdue-admin", "OVERDUE_SIGNING_KEY_FILES"),
+        ("Deployment/overdue-borrower", "OVERDUE_CODEC_KEYS_FILE"),
+        ("Deployment/overdue-borrower", "OVERDUE_SIGNING_KEY_FILES"),
+        ("Deployment/overdue-inbound", "OVERDUE_CODEC_KEYS_FILE"),
+        ("Deployment/overdue-inbound", "OVERDUE_SIGNING_KEY_FILES"),
     } <= checked
     worker = next(d for d in rendered if _name(d) == "Deployment/overdue-worker")
     assert not any("signing" in v["name"] for v in pod_spec(worker)["volumes"])  # type: ignore[index]
+    # The borrower's key only where the borrower acts: the borrower page and the inbound webhooks (STOP).
+    borrower_key = {
+        _name(d)
+        for d in rendered
+        if any(
+            v.get("secret", {}).get("secretName") == "overdue-borrower-signing-key"
+            for v in (pod_spec(d) or {}).get("volumes", [])
+        )
+    }
+    assert borrower_key == {"Deployment/overdue-borrower", "Deployment/overdue-inbound"}
+
+
+def test_each_secret_setting_goes_only_to_the_process_that_reads_it(rendered: list[dict[str, Any]]) -> None:
+    given: dict[str, set[str]] = {}
+    for doc in rendered:
+        for container in containers(doc):
+            for variable in container.get("env", []):
+                if "valueFrom" in variable:
+                    given.setdefault(variable["name"], set()).add(_name(doc))
+    assert given["OVERDUE_BORROWER_LINK_SECRET"] == {"Deployment/overdue-worker"}  # the page never needs it
+    for name in ("OVERDUE_PAYMENT_API_KEY", "OVERDUE_PAYMENT_WEBHOOK_SECRET"):
+        assert given[name] == {"Deployment/overdue-borrower"}, name  # /payments/webhook is the page's
+    for provider in ("SMS", "EMAIL", "PUSH"):
+        assert given[f"OVERDUE_INBOUND_{provider}_SECRET"] == {"Deployment/overdue-inbound"}, provider
+    assert given["OVERDUE_ADMIN_SECRET_KEY"] == {"Deployment/overdue-admin"}
 
 
 def test_the_temporal_namespace_is_the_one_the_chart_values_create(rendered: list[dict[str, Any]]) -> None:
@@ -250,4 +298,6 @@ def test_ingress_is_denied_by_default_and_opened_only_on_declared_ports(
     assert opened == {
         "Deployment/overdue-worker": {"metrics", "business"},
         "Deployment/overdue-admin": {"http"},
+        "Deployment/overdue-borrower": {"http"},
+        "Deployment/overdue-inbound": {"http"},
     }
