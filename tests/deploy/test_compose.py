@@ -56,11 +56,19 @@ def test_references_resolve(compose: dict[str, Any]) -> None:
 
 def test_the_product_runs_worker_admin_and_release_steps_from_one_image(compose: dict[str, Any]) -> None:
     ours = _ours(compose)
-    assert {"setup", "worker", "admin"} <= set(ours)
+    assert {"setup", "worker", "admin", "borrower", "inbound"} <= set(ours)
     setup = ours["setup"]["command"][-1]
     assert "register_search_attributes.sh" in setup and "python -m stack.migrate" in setup
-    for name in ("worker", "admin"):
+    for name in ("worker", "admin", "borrower", "inbound"):
         assert ours[name]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    for name, port in (("borrower", "8010"), ("inbound", "8031")):
+        assert ours[name]["command"] == ["python", "-m", name]
+        environment = ours[name]["environment"]
+        assert environment[f"OVERDUE_{name.upper()}_HOST"] == "0.0.0.0"
+        assert environment[f"OVERDUE_{name.upper()}_PORT"] == port
+        assert any(p.endswith(f":{port}") for p in ours[name]["ports"]), name
+    # Messages link to the page the borrower service serves.
+    assert ours["worker"]["environment"]["OVERDUE_PAY_URL"] == "http://localhost:8010/l/{token}"
 
 
 def test_every_variable_given_to_the_product_is_a_setting(compose: dict[str, Any]) -> None:
@@ -78,15 +86,20 @@ def test_keys_go_only_where_they_are_used_and_come_from_the_environment(compose:
     ours = _ours(compose)
     required = re.compile(r"^\$\{[A-Z_]+:\?.+\}$")  # compose refuses to start without it: no default key
     where = {
-        "OVERDUE_CODEC_KEYS": {"worker", "admin"},
+        "OVERDUE_CODEC_KEYS": {"worker", "admin", "borrower", "inbound"},
         "OVERDUE_TRUSTED_KEYS": {"worker"},
-        "OVERDUE_SIGNING_KEY": {"admin"},
+        "OVERDUE_SIGNING_KEY": {"admin", "borrower", "inbound"},
         "OVERDUE_ADMIN_SECRET_KEY": {"admin"},
+        "OVERDUE_BORROWER_LINK_SECRET": {"worker"},
     }
     for variable, services in where.items():
         assert {n for n, s in ours.items() if variable in s["environment"]} == services, variable
         for service in services:
             assert required.match(ours[service]["environment"][variable]), f"{service}: {variable}"
+    # Provider credentials: only the process that receives that provider's calls.
+    for prefix, service in (("OVERDUE_PAYMENT_", "borrower"), ("OVERDUE_INBOUND_", "inbound")):
+        given = {n for n, s in ours.items() for v in s["environment"] if v.startswith(prefix)}
+        assert given == {service}, prefix
 
 
 def test_the_web_ui_and_the_codec_endpoint_agree(compose: dict[str, Any]) -> None:
