@@ -114,9 +114,27 @@ async def run_portfolio(
     sandboxed: bool = True,
 ) -> tuple[list[LoanScenario], Facts, RunFigures, Report]:
     """Generate `loans` lifetimes from `seed`, run them on a fresh time-skipping server, check them."""
-    # Injected provider faults make the SDK log every failed attempt; the facts record them already.
-    for name in ("temporalio.activity", "temporalio.workflow"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # Injected provider faults make the SDK log every failed attempt; the facts record them already. The
+    # levels are put back afterwards: a caller (the test suite) keeps its own logging.
+    quiet = {name: logging.getLogger(name) for name in ("temporalio.activity", "temporalio.workflow")}
+    levels = {name: logger.level for name, logger in quiet.items()}
+    for logger in quiet.values():
+        logger.setLevel(logging.ERROR)
+    try:
+        return await _run_portfolio(loans, seed, horizon_days, concurrency, progress, sandboxed)
+    finally:
+        for name, logger in quiet.items():
+            logger.setLevel(levels[name])
+
+
+async def _run_portfolio(
+    loans: int,
+    seed: int,
+    horizon_days: int,
+    concurrency: int,
+    progress: Callable[[str], None] | None,
+    sandboxed: bool,
+) -> tuple[list[LoanScenario], Facts, RunFigures, Report]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=server_binary(),
