@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from activities.collector_tasks import create_collector_task
 from activities.contracts import CollectorTaskRequest
 from authority import Actor
+from domain.borrower_plans import equal_instalments, instalment_counts
 from domain.holds import HardshipHold, OptOut, PreferredHours, RaiseDispute
 from domain.loan import CURRENCIES, format_money
 from starter.api import CollectionsStarter, PromiseRejected, RequestRefused
@@ -121,9 +122,9 @@ class BorrowerActions:
             return Outcome(errors=errors)
         count = int(count_text)
         dates = plan_dates(first, count, every) if 1 <= count <= 60 else []
-        total = status.amount_overdue_minor
-        share, rest = divmod(total, count) if count else (0, 0)
-        instalments = [(share + (rest if n == count - 1 else 0), due) for n, due in enumerate(dates)]
+        # The workflow checks the count, sizes and dates against the strategy's band (the page offers only
+        # the counts it allows, but a hand-made post is refused there with the same reason).
+        instalments = equal_instalments(status.amount_overdue_minor, dates) if dates else []
         fields = {"instalments": "count", "loan": "count", "collector": "count"}
         try:
             await self.starter.arrange_plan(loan_id, instalments, BORROWER.name, actor=BORROWER)
@@ -228,6 +229,34 @@ class BorrowerActions:
                 note=note,
             ),
         )
+
+
+def plan_offer(status: CollectionStatus, t: Text) -> dict[str, object]:
+    """What the page shows of the strategy's bounds for this loan's band: the counts to choose from and the
+    bounds in plain words (`plan_offer` None: no plan alone, only promise and pay)."""
+    bounds = status.borrower_plan
+    counts = instalment_counts(bounds, status.amount_overdue_minor)
+    if bounds is None:
+        return {"plan_offer": None, "promise_bounds": None}
+    promise = t("promise_bounds", days=bounds.promise_within_days)
+    if not counts:
+        return {"plan_offer": None, "promise_bounds": promise}
+    if bounds.up_to_minor is not None:
+        scope = t("scope_up_to", amount=format_money(bounds.up_to_minor, bounds.currency))
+    elif bounds.above_minor is not None:
+        scope = t("scope_above", amount=format_money(bounds.above_minor, bounds.currency))
+    else:
+        scope = t("scope_any")
+    words = t(
+        "plan_bounds",
+        scope=scope,
+        low=counts[0],
+        high=counts[-1],
+        minimum=format_money(bounds.min_instalment_minor, bounds.currency),
+        first=bounds.first_payment_within_days,
+        days=bounds.max_plan_days,
+    )
+    return {"plan_offer": {"counts": counts, "bounds": words}, "promise_bounds": promise}
 
 
 def plan_dates(first: date, count: int, every: str) -> list[date]:

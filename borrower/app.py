@@ -26,7 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.messaging import ChannelAdapter, RenderedMessage
 from borrower import account
-from borrower.actions import BorrowerActions, Outcome, minor_units
+from borrower.actions import BorrowerActions, Outcome, minor_units, plan_offer
 from borrower.codes import check_code, issue_code, open_session, session_valid
 from borrower.links import Link, collection_ended, find_link, link_delivery, revoke_links
 from borrower.settings import BorrowerSettings
@@ -130,7 +130,7 @@ def create_app(services: Services) -> FastAPI:
         if loan.outcome is not None or (link.cycle is not None and loan.cycle not in (None, link.cycle)):
             await revoke_links(services.pool, link.loan_id)  # ended, or an older cycle's link
             return ended(locale)
-        shown = account.summary(loan, t)
+        shown = account.summary(loan, t) | plan_offer(loan, t)  # the strategy's bounds (borrower_plans)
         return page(
             "account.html",
             locale,

@@ -77,6 +77,14 @@ EN: dict[str, str] = {
     "plan_month": "month",
     "plan_send": "Propose this plan",
     "plan_ok": "Your repayment plan is agreed.",
+    "plan_bounds": "{scope}: {low} to {high} instalments of at least {minimum} each, the first within "
+    "{first} days and the last within {days} days.",
+    "plan_none": "A repayment plan for this amount is agreed with a collector: ask for a call back below. "
+    "You can still pay, or promise to pay.",
+    "promise_bounds": "Choose a date within {days} days.",
+    "scope_up_to": "For an amount overdue up to {amount}",
+    "scope_above": "For an amount overdue above {amount}",
+    "scope_any": "For this amount overdue",
     "dispute_title": "Dispute this debt",
     "dispute_text": "What is wrong? (this counts as a dispute in writing)",
     "dispute_send": "Send my dispute",
@@ -186,6 +194,13 @@ ZH: dict[str, str] = {
     "plan_month": "每月",
     "plan_send": "提交计划",
     "plan_ok": "您的分期还款计划已确认。",
+    "plan_bounds": "{scope}：可分{low}至{high}期，每期不少于{minimum}，首期须在{first}天内，"
+    "末期须在{days}天内。",
+    "plan_none": "此金额的分期计划需与工作人员商定：请在下方申请回电。您仍可直接还款或承诺还款。",
+    "promise_bounds": "请选择{days}天内的日期。",
+    "scope_up_to": "逾期金额不超过{amount}时",
+    "scope_above": "逾期金额超过{amount}时",
+    "scope_any": "按当前逾期金额",
     "dispute_title": "对债务提出异议",
     "dispute_text": "请说明问题（视为书面异议）",
     "dispute_send": "提交异议",

@@ -155,17 +155,18 @@ async def test_plans_refused_with_the_reason_then_accepted_and_a_us_dispute(
         page = await verified_page(browser, base + path, sms, loan.borrower.phone, "en-US")
         try:
             plan = page.get_by_role("region", name="Repayment plan")
-            await plan.get_by_label("Number of instalments").fill("12")
+            # The count is chosen among the band's (CNY 800.00: 2 to 4); a late first payment is refused.
+            await plan.get_by_label("Number of instalments").select_option("2")
             first = (datetime.now(UTC) + timedelta(days=60)).date().isoformat()
             await plan.get_by_label("First payment on").fill(first)
             await plan.get_by_role("button", name="Propose this plan").click()
             field = page.get_by_role("region", name="Repayment plan").get_by_label("First payment on")
             await expect(field).to_have_attribute("aria-invalid", "true")
-            await expect(page.locator("#plan-first-error")).to_contain_text("more than 12 months ahead")
+            await expect(page.locator("#plan-first-error")).to_contain_text("first payment within 14 days")
             assert (await starter.status(loan.loan_id)).repayment_plan is None
 
             plan = page.get_by_role("region", name="Repayment plan")
-            await plan.get_by_label("Number of instalments").fill("4")
+            await plan.get_by_label("Number of instalments").select_option("4")
             soon = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
             await plan.get_by_label("First payment on").fill(soon)
             await plan.get_by_role("button", name="Propose this plan").click()

@@ -8,6 +8,7 @@ import hashlib
 import html
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 
 import asyncpg
 import httpx
@@ -15,7 +16,11 @@ import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from borrower.actions import plan_offer
 from borrower.app import COOKIE
+from borrower.texts import texts_for
+from domain.borrower_plans import band_for
+from domain.strategy import default_strategy
 from starter.api import CollectionsStarter, ContactNotAllowed
 from tests.admin.conftest import zone_at
 from tests.authority.keys import COLLECTOR
@@ -161,6 +166,60 @@ async def test_a_plan_outside_the_bounds_is_refused_with_the_reason_next_to_the_
         plan = (await starter.status(loan.loan_id)).repayment_plan
         assert plan is not None and plan.collector == "borrower" and plan.total_minor == 80_000
         assert [i.amount_minor for i in plan.instalments] == [20_000] * 4
+
+
+async def test_the_page_shows_the_bands_bounds_and_the_workflow_refuses_a_plan_outside_them(
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    codes: KeptCodes,
+) -> None:
+    async with running(cn_loan(), local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan)
+        page = await verified(client, codes, path)
+        text = html.unescape(page)
+        # CNY 800.00 is in the first CNY band: at most 6, each at least CNY 200.00 -> 2 to 4 to choose from.
+        assert "逾期金额不超过CNY 5,000.00时：可分2至4期，每期不少于CNY 200.00，首期须在14天内" in text
+        assert '<option value="4"' in page and '<option value="5"' not in page
+        assert "请选择14天内的日期" in text
+        soon = (date.today() + timedelta(days=3)).isoformat()
+        late = (date.today() + timedelta(days=20)).isoformat()
+        first_late = await client.post(
+            f"{path}/plan", data={"csrf": csrf(page), "count": "2", "first": late, "every": "month"}
+        )
+        late_text = html.unescape(first_late.text)
+        assert first_late.status_code == 422
+        assert 'id="plan-first-error"' in late_text and "the first payment within 14 days" in late_text
+        # A hand-made post with a count the page does not offer: the workflow refuses it, next to the count.
+        too_small = await client.post(
+            f"{path}/plan", data={"csrf": csrf(page), "count": "5", "first": soon, "every": "month"}
+        )
+        small_text = html.unescape(too_small.text)
+        assert too_small.status_code == 422 and 'id="plan-count-error"' in small_text
+        assert "each at least CNY 200.00 for arrears up to CNY 5,000.00" in small_text
+        assert (await starter.status(loan.loan_id)).repayment_plan is None
+        agreed = await client.post(
+            f"{path}/plan", data={"csrf": csrf(page), "count": "2", "first": soon, "every": "week"}
+        )
+        assert agreed.status_code == 200 and "分期还款计划已确认" in agreed.text
+        plan = (await starter.status(loan.loan_id)).repayment_plan
+        assert plan is not None and [i.amount_minor for i in plan.instalments] == [40_000, 40_000]
+
+
+async def test_the_bounds_in_english_and_no_plan_without_a_band() -> None:
+    plans = default_strategy().borrower_plans
+    usd = SimpleNamespace(borrower_plan=band_for(plans, 80_000, "USD"), amount_overdue_minor=80_000)
+    shown = plan_offer(usd, texts_for("en"))  # type: ignore[arg-type]
+    assert shown["plan_offer"] == {
+        "counts": [2, 3, 4, 5, 6],
+        "bounds": "For an amount overdue up to USD 800.00: 2 to 6 instalments of at least USD 25.00 each, "
+        "the first within 14 days and the last within 180 days.",
+    }
+    assert shown["promise_bounds"] == "Choose a date within 14 days."
+    none = SimpleNamespace(borrower_plan=band_for(None, 80_000, "USD"), amount_overdue_minor=80_000)
+    assert plan_offer(none, texts_for("en")) == {"plan_offer": None, "promise_bounds": None}  # type: ignore[arg-type]
 
 
 async def test_a_dispute_on_a_us_loan_stops_contact(
