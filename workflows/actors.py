@@ -71,6 +71,9 @@ POLICY: dict[str, tuple[tuple[Role, ...], str | None]] = {
         )
     },
     **{name: (WITH_BORROWER, "collector") for name in BORROWER_ACTIONS},
+    # A borrower may propose a settlement only within the strategy's floor for the loan's band (the
+    # validator applies `domain.borrower_plans`); the request names the borrower as its approver.
+    m.SETTLEMENT_UPDATE: ((*SUPERVISORS, "borrower"), "approver"),
     # A provider's receipt reaches the loan through the product's inbound webhooks, acting for servicing.
     m.CONTACT_POINT_UNREACHABLE_UPDATE: (("servicing", "operator"), None),
     m.PAYMENT_SIGNAL: (("servicing", "operator"), None),

@@ -139,11 +139,24 @@ class ArrangementUpdates(CaseHandlers):
 
     @approve_settlement.validator
     def _validate_settlement(self, request: SettlementApproval, assertion: str | None = None) -> None:
-        self._verify(SETTLEMENT_UPDATE, request, assertion)
+        asserted = self._verify(SETTLEMENT_UPDATE, request, assertion)
+        arrears = self._rt.case.arrears_minor
         self._refuse_arrangement(
             self._conflict,
-            lambda: rules.settlement_rejection(
-                request, arrears_minor=self._rt.case.arrears_minor, today=self._today()
+            lambda: rules.settlement_rejection(request, arrears_minor=arrears, today=self._today()),
+            # A borrower's own proposal needs the band's floor (none: refused) and stays at or above it.
+            lambda: (
+                borrower_plans.first(
+                    borrower_plans.settlement_problems(
+                        self._borrower_bounds(),
+                        request.amount_minor,
+                        request.due_date,
+                        arrears_minor=arrears,
+                        today=self._today(),
+                    )
+                )
+                if asserted.role == "borrower"
+                else None
             ),
         )
 

@@ -12,12 +12,19 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from authority import Actor, Signer, SigningKey, TrustedKeys, trust
-from domain.arrangements import RepaymentPlanRequest
+from domain.arrangements import RepaymentPlanRequest, SettlementApproval
+from domain.borrower_plans import NO_SETTLEMENT
 from domain.promise import PromiseRequest
 from tests.authority.keys import COLLECTOR, KEYS
 from tests.workflows.conftest import SHANGHAI, Harness, make_loan
 from workflows.arrangements import REJECTED
-from workflows.messages import PROMISE_UPDATE, REPAYMENT_PLAN_UPDATE, STATUS_QUERY, CollectionStatus
+from workflows.messages import (
+    PROMISE_UPDATE,
+    REPAYMENT_PLAN_UPDATE,
+    SETTLEMENT_UPDATE,
+    STATUS_QUERY,
+    CollectionStatus,
+)
 
 BORROWER_KEY = SigningKey.generate("test-borrower-wf", "borrower", ("borrower",), "borrower", seed=b"w" * 32)
 BORROWER = Actor("borrower", "borrower")
@@ -108,3 +115,28 @@ async def test_a_raw_borrower_promise_beyond_the_bands_days_is_refused(harness: 
 
     assert reason.startswith("due_date: at most 14 days ahead")
     assert (await handle.query(STATUS_QUERY, result_type=CollectionStatus)).open_promise is None
+
+
+async def test_a_borrower_settlement_needs_the_bands_floor(harness: Harness) -> None:
+    handle, today = await started(harness)  # CNY 1,500.00: the first band has no settlement floor
+    offer = SettlementApproval(approver="borrower", amount_minor=140_000, due_date=today + timedelta(days=5))
+
+    reason = await refusal(harness, handle, SETTLEMENT_UPDATE, offer, BORROWER)
+
+    assert reason == NO_SETTLEMENT
+    assert (await handle.query(STATUS_QUERY, result_type=CollectionStatus)).settlement is None
+
+
+async def test_a_borrower_settlement_at_or_above_the_floor_only(harness: Harness) -> None:
+    loan = make_loan(await harness.now(), dpd=10, amount=1_000_000)  # CNY 10,000.00: floor 80%
+    handle = harness.env.client.get_workflow_handle((await harness.start(loan)).id)
+    today = (await harness.now()).astimezone(SHANGHAI).date()
+    due = today + timedelta(days=5)
+
+    low = SettlementApproval(approver="borrower", amount_minor=799_999, due_date=due)
+    reason = await refusal(harness, handle, SETTLEMENT_UPDATE, low, BORROWER)
+    assert reason.startswith("amount_minor: at least CNY 8,000.00 (80% of the amount overdue)")
+
+    fair = SettlementApproval(approver="borrower", amount_minor=800_000, due_date=due)
+    accepted = await send(harness, handle, SETTLEMENT_UPDATE, fair, BORROWER, CollectionStatus)
+    assert accepted.settlement is not None and accepted.settlement.approver == "borrower"
