@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from activities.collector_tasks import create_collector_task
 from activities.contracts import CollectorTaskRequest
 from authority import Actor
-from domain.borrower_plans import equal_instalments, instalment_counts
+from domain.borrower_plans import equal_instalments, instalment_counts, settlement_floor_minor
 from domain.holds import HardshipHold, OptOut, PreferredHours, RaiseDispute
 from domain.loan import CURRENCIES, format_money
 from starter.api import CollectionsStarter, PromiseRejected, RequestRefused
@@ -135,6 +135,29 @@ class BorrowerActions:
             return _refused(str(invalid), fields, "count", t)
         return Outcome("plan_ok")
 
+    async def settle(
+        self, loan_id: str, status: CollectionStatus, form: Mapping[str, str], t: Text
+    ) -> Outcome:
+        """A settlement the borrower proposes: the workflow accepts it only at or above the band's floor."""
+        amount = minor_units(form.get("amount", ""), status.currency)
+        due = _date(form.get("due_date", ""))
+        errors = {}
+        if amount is None:
+            errors["amount"] = t("number")
+        if due is None:
+            errors["due_date"] = t("date")
+        if errors or amount is None or due is None:
+            return Outcome(errors=errors)
+        try:
+            await self.starter.approve_settlement(loan_id, amount, due, BORROWER.name, actor=BORROWER)
+        except RequestRefused as refused:
+            return _refused(refused.reason, {"amount_minor": "amount", "due_date": "due_date"}, "amount", t)
+        except InvalidRequest as invalid:
+            return _refused(str(invalid), {"amount_minor": "amount", "due_date": "due_date"}, "amount", t)
+        return Outcome(
+            "settle_ok", {"amount": format_money(amount, status.currency), "date": due.isoformat()}
+        )
+
     async def dispute(self, loan_id: str, form: Mapping[str, str], t: Text) -> Outcome:
         text = " ".join(form.get("text", "").split())
         if not 10 <= len(text) <= 1000:
@@ -237,16 +260,17 @@ def plan_offer(status: CollectionStatus, t: Text) -> dict[str, object]:
     bounds = status.borrower_plan
     counts = instalment_counts(bounds, status.amount_overdue_minor)
     if bounds is None:
-        return {"plan_offer": None, "promise_bounds": None}
-    promise = t("promise_bounds", days=bounds.promise_within_days)
-    if not counts:
-        return {"plan_offer": None, "promise_bounds": promise}
+        return {"plan_offer": None, "promise_bounds": None, "settle_offer": None}
     if bounds.up_to_minor is not None:
         scope = t("scope_up_to", amount=format_money(bounds.up_to_minor, bounds.currency))
     elif bounds.above_minor is not None:
         scope = t("scope_above", amount=format_money(bounds.above_minor, bounds.currency))
     else:
         scope = t("scope_any")
+    shown: dict[str, object] = {"promise_bounds": t("promise_bounds", days=bounds.promise_within_days)}
+    shown |= settle_offer(status, scope, t)
+    if not counts:
+        return shown | {"plan_offer": None}
     words = t(
         "plan_bounds",
         scope=scope,
@@ -256,7 +280,22 @@ def plan_offer(status: CollectionStatus, t: Text) -> dict[str, object]:
         first=bounds.first_payment_within_days,
         days=bounds.max_plan_days,
     )
-    return {"plan_offer": {"counts": counts, "bounds": words}, "promise_bounds": promise}
+    return shown | {"plan_offer": {"counts": counts, "bounds": words}}
+
+
+def settle_offer(status: CollectionStatus, scope: str, t: Text) -> dict[str, object]:
+    """The settlement form's words when the band has a floor (`settle_offer` None: no settlement alone)."""
+    bounds = status.borrower_plan
+    floor = settlement_floor_minor(bounds, status.amount_overdue_minor) if bounds is not None else None
+    if bounds is None or floor is None:
+        return {"settle_offer": None}
+    words = t(
+        "settle_bounds",
+        scope=scope,
+        floor=format_money(floor, bounds.currency),
+        days=bounds.first_payment_within_days,
+    )
+    return {"settle_offer": {"bounds": words}}
 
 
 def plan_dates(first: date, count: int, every: str) -> list[date]:

@@ -36,7 +36,7 @@ from starter.requests import InvalidRequest
 
 log = structlog.get_logger("borrower")
 COOKIE = "borrower_session"
-ACTIONS = ("promise", "plan", "dispute", "hardship", "optout", "hours", "callback")
+ACTIONS = ("promise", "plan", "settle", "dispute", "hardship", "optout", "hours", "callback")
 CODE_TEXT = {
     "en": "Your code is {code}. It expires in 10 minutes. Never share it: we will not ask you for it.",
     "zh-CN": "您的验证码是{code}，10分钟内有效。请勿告诉他人，我们不会向您索要验证码。",
@@ -267,6 +267,8 @@ def create_app(services: Services) -> FastAPI:
             return await actions.promise(loan_id, loan, form, t)
         if action == "plan":
             return await actions.plan(loan_id, loan, form, t)
+        if action == "settle":
+            return await actions.settle(loan_id, loan, form, t)
         if action == "dispute":
             return await actions.dispute(loan_id, form, t)
         if action == "hardship":

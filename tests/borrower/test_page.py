@@ -26,6 +26,7 @@ from tests.admin.conftest import zone_at
 from tests.authority.keys import COLLECTOR
 from tests.borrower.conftest import KeptCodes, cn_loan, csrf, message_link, running, us_loan, verified
 from tests.browser import conftest as browser_conftest
+from tests.workflows.conftest import make_loan
 from tests.workflows.fakes import FakeActivities
 
 pytestmark = pytest.mark.asyncio
@@ -208,6 +209,38 @@ async def test_the_page_shows_the_bands_bounds_and_the_workflow_refuses_a_plan_o
         assert plan is not None and [i.amount_minor for i in plan.instalments] == [40_000, 40_000]
 
 
+async def test_a_settlement_above_the_floor_is_agreed_and_one_below_refused_next_to_the_amount(
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    codes: KeptCodes,
+) -> None:
+    small = cn_loan()
+    big = make_loan(datetime.now(UTC), dpd=20, amount=1_000_000)  # CNY 10,000.00: the band's floor is 80%
+    big = big.model_copy(update={"loan_id": small.loan_id, "borrower": small.borrower})
+    async with running(big, local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan)
+        page = await verified(client, codes, path)
+        assert "在14天内还款不少于CNY 8,000.00即可结清" in html.unescape(page)
+        due = (date.today() + timedelta(days=5)).isoformat()
+        low = await client.post(
+            f"{path}/settle", data={"csrf": csrf(page), "amount": "7999.99", "due_date": due}
+        )
+        low_text = html.unescape(low.text)
+        assert low.status_code == 422 and 'id="settle-amount-error"' in low_text
+        assert "at least CNY 8,000.00 (80% of the amount overdue)" in low_text
+        assert (await starter.status(loan.loan_id)).settlement is None
+        fair = await client.post(
+            f"{path}/settle", data={"csrf": csrf(page), "amount": "8000", "due_date": due}
+        )
+        assert fair.status_code == 200 and "结清已确认" in fair.text
+        settlement = (await starter.status(loan.loan_id)).settlement
+        assert settlement is not None and settlement.approver == "borrower"
+        assert settlement.amount_minor == 800_000
+
+
 async def test_the_bounds_in_english_and_no_plan_without_a_band() -> None:
     plans = default_strategy().borrower_plans
     usd = SimpleNamespace(borrower_plan=band_for(plans, 80_000, "USD"), amount_overdue_minor=80_000)
@@ -218,8 +251,10 @@ async def test_the_bounds_in_english_and_no_plan_without_a_band() -> None:
         "the first within 14 days and the last within 180 days.",
     }
     assert shown["promise_bounds"] == "Choose a date within 14 days."
+    assert shown["settle_offer"] is None  # this band has no settlement floor
     none = SimpleNamespace(borrower_plan=band_for(None, 80_000, "USD"), amount_overdue_minor=80_000)
-    assert plan_offer(none, texts_for("en")) == {"plan_offer": None, "promise_bounds": None}  # type: ignore[arg-type]
+    nothing = plan_offer(none, texts_for("en"))  # type: ignore[arg-type]
+    assert nothing == {"plan_offer": None, "promise_bounds": None, "settle_offer": None}
 
 
 async def test_a_dispute_on_a_us_loan_stops_contact(
