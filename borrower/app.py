@@ -107,8 +107,38 @@ def create_app(services: Services) -> FastAPI:
             **values,
         )
 
+    async def paid_thanks(token: str, checkout: str) -> HTMLResponse | None:
+        """Back from the provider with a payment it confirmed for this link's loan, after the collection
+        ended (paying the whole arrears ends it, often before the redirect): thanks, not "no longer active".
+        Only a checkout id of this loan that the provider confirmed opens it: nothing else is revealed."""
+        link = await find_link(services.pool, token)
+        delivery = await link_delivery(services.pool, link) if link else None
+        if link is None or delivery is None or len(checkout) > 119:
+            return None
+        confirmed = await services.pool.fetchval(
+            "SELECT 1 FROM payment_intents WHERE provider_id = $1 AND loan_id = $2 AND status = 'confirmed'",
+            checkout,
+            link.loan_id,
+        )
+        if not confirmed:
+            return None
+        t = texts_for(delivery.locale)
+        return page(
+            "message.html", delivery.locale, 200, heading=t("paid_closed_title"), body=t("paid_closed_body")
+        )
+
     @app.get("/l/{token}")
-    async def show(request: Request, token: str, paid: str | None = None) -> Response:
+    async def show(
+        request: Request, token: str, paid: str | None = None, checkout: str | None = None
+    ) -> Response:
+        shown = await _show(request, token, paid)
+        if shown.status_code == 410 and paid and checkout and services.payments is not None:
+            thanks = await paid_thanks(token, checkout)
+            if thanks is not None:
+                return thanks
+        return shown
+
+    async def _show(request: Request, token: str, paid: str | None) -> Response:
         found = await opened(request, token)
         if not isinstance(found, tuple):
             return found

@@ -62,6 +62,9 @@ EN: dict[str, str] = {
     "pay": "Pay",
     "pay_unavailable": "Online payment is not available at the moment.",
     "paid_back": "Thank you. Your payment is being confirmed; it will show here shortly.",
+    "paid_closed_title": "Thank you: your payment has been received",
+    "paid_closed_body": "Your payment was received and this matter is now closed. This link no longer opens "
+    "your account.",
     "promise_title": "Promise to pay",
     "promise_amount": "Amount",
     "promise_date": "I will pay by",
@@ -186,6 +189,8 @@ ZH: dict[str, str] = {
     "pay": "还款",
     "pay_unavailable": "暂时无法在线还款。",
     "paid_back": "谢谢！您的还款正在确认中，稍后会在此显示。",
+    "paid_closed_title": "谢谢，您的还款已收到",
+    "paid_closed_body": "您的还款已收到，此事项已结束。此链接将不再打开您的账户信息。",
     "promise_title": "承诺还款",
     "promise_amount": "金额",
     "promise_date": "还款日期",

@@ -124,11 +124,12 @@ async def test_pay_the_arrears_at_the_provider_from_a_phone(
             await page.get_by_role("button", name="Pay CNY 800.00").click()
 
             # Back on the borrower page. The webhook went out before the redirect, so the loan may already
-            # be closed when the page loads: then it says the matter is closed (410), else "being confirmed".
+            # be closed when the page loads: then it thanks for the payment received (never "no longer
+            # active"), else it says the payment is being confirmed.
             back = re.escape(link.group(0)) + r"\?paid=1&checkout=cs_\w+&status=succeeded"
             await page.wait_for_url(re.compile(back))
             heading = page.get_by_role("heading", level=1)
-            await expect(heading).to_have_text(re.compile("^(待还款项|该链接已失效)$"))
+            await expect(heading).to_have_text(re.compile("^(待还款项|谢谢，您的还款已收到)$"))
             if await heading.inner_text() == "待还款项":
                 await expect(page.get_by_role("status")).to_contain_text("您的还款正在确认中")
         finally:

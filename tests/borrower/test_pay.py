@@ -77,3 +77,32 @@ async def test_without_a_provider_there_is_no_pay_form(
         assert f'action="{path}/pay"' not in page and "暂时无法在线还款" in page
         refused = await client.post(f"{path}/pay", data={"csrf": csrf(page), "amount": "300"})
         assert refused.status_code == 503
+
+
+async def test_back_from_a_confirmed_payment_that_ended_the_collection_says_thank_you(
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    codes: KeptCodes,
+) -> None:
+    app = create_app(Services(db_pool, starter, codes, FakePayments(), SETTINGS))
+    async with (
+        running(cn_loan(), local_client, task_queue, starter, db_pool) as loan,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        path = await message_link(db_pool, loan)
+        await verified(client, codes, path)
+        intents = "INSERT INTO payment_intents (provider_id, loan_id, amount_minor, currency, status) "
+        await db_pool.execute(intents + "VALUES ('cs_done', $1, 80000, 'CNY', 'confirmed')", loan.loan_id)
+        await db_pool.execute(intents + "VALUES ('cs_other', 'BRW-other', 80000, 'CNY', 'confirmed')")
+        await db_pool.execute(intents + "VALUES ('cs_open', $1, 100, 'CNY', 'pending')", loan.loan_id)
+        # The whole arrears paid: the webhook ended the collection before the provider sent the borrower back.
+        await db_pool.execute("UPDATE portfolio SET outcome = 'paid' WHERE loan_id = $1", loan.loan_id)
+
+        thanks = await client.get(f"{path}?paid=1&checkout=cs_done&status=succeeded")
+        assert thanks.status_code == 200 and "您的还款已收到" in thanks.text and "800.00" not in thanks.text
+        # Anything but this loan's confirmed checkout is the ended link's page, as without the parameters.
+        for checkout in ("cs_other", "cs_open", "cs_unknown"):
+            ended = await client.get(f"{path}?paid=1&checkout={checkout}")
+            assert ended.status_code == 410 and "该链接已失效" in ended.text
