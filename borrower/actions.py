@@ -34,7 +34,6 @@ from workflows.messages import (
 
 Text = Callable[..., str]  # borrower.texts.texts_for(locale)
 BORROWER = Actor("borrower", "borrower")
-HARDSHIP_DAYS = 30  # the pause a hardship request asks for while a collector reviews it
 OPT_OUT_CHANNELS = ("sms", "email", "push")
 
 
@@ -187,10 +186,17 @@ class BorrowerActions:
             f"{format_money(spending, status.currency)}/month, dependants {int(dependants)}"
             + (f"; {reason}" if reason else "")
         )
-        request = validated(HardshipHold, {"collector": BORROWER.name, "days": HARDSHIP_DAYS, "note": note})
+        # The contact profile says whether the borrower's own request pauses collection, and for how long
+        # (the workflow holds the borrower to it); otherwise it goes to a collector's review only.
+        days = status.borrower_hardship_hold_days
+        if days is None:
+            await self._task(loan_id, status, "review", "hardship", f"borrower hardship request: {note}")
+            return Outcome("hardship_review")
+        request = validated(HardshipHold, {"collector": BORROWER.name, "days": days, "note": note})
         outcome = await self._update(loan_id, HARDSHIP_HOLD_UPDATE, request, "income", "hardship_ok", t)
         if outcome.ok:
             await self._task(loan_id, status, "review", "hardship", f"borrower hardship request: {note}")
+            outcome.values["days"] = str(days)
         return outcome
 
     async def opt_out(self, loan_id: str, form: Mapping[str, str], t: Text) -> Outcome:

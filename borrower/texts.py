@@ -105,8 +105,9 @@ EN: dict[str, str] = {
     "hardship_dependants": "People who depend on you",
     "hardship_reason": "What has changed? (optional)",
     "hardship_send": "Ask for help",
-    "hardship_ok": "We have paused collection for 30 days and a member of our team will review your "
+    "hardship_ok": "We have paused collection for {days} days and a member of our team will review your "
     "situation.",
+    "hardship_review": "Thank you. A member of our team will review your situation and contact you.",
     "prefs_title": "How we contact you",
     "optout_label": "Stop contacting me by",
     "optout_send": "Stop this channel",
@@ -229,7 +230,8 @@ ZH: dict[str, str] = {
     "hardship_dependants": "需要您抚养的人数",
     "hardship_reason": "发生了什么变化？（选填）",
     "hardship_send": "申请帮助",
-    "hardship_ok": "我们已暂停催收30天，工作人员将审核您的情况。",
+    "hardship_ok": "我们已暂停催收{days}天，工作人员将审核您的情况。",
+    "hardship_review": "谢谢。工作人员将审核您的情况并与您联系。",
     "prefs_title": "联系方式偏好",
     "optout_label": "不再通过以下方式联系我",
     "optout_send": "停止此方式",

@@ -66,6 +66,13 @@ class ContactProfile(BaseModel):
     )
     dispute_stops_collection: bool
     breathing_space_days: int | None = Field(default=None, ge=1, le=365)
+    borrower_hardship_hold_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=90,
+        description="a hardship request from the borrower's own page pauses collection this many days "
+        "while a collector reviews it; None: it becomes a review task only",
+    )
     retention_years: int = Field(
         ge=1,
         le=100,

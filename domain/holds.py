@@ -136,6 +136,18 @@ def hardship_hold(state: ContactState, request: HardshipHold, now: datetime) -> 
     return _copy(state, hardship_until=until)
 
 
+def borrower_hardship(profile: ContactProfile, request: HardshipHold) -> None:
+    """A hardship hold the borrower asks for from their page: only where the profile provides one, and no
+    longer than it says (a collector may set any hold; the borrower's own is bounded)."""
+    allowed = profile.borrower_hardship_hold_days
+    if allowed is None:
+        raise HoldRejected(
+            f"days: a borrower's hardship request does not pause collection under the {profile.name} profile"
+        )
+    if request.days > allowed:
+        raise HoldRejected(f"days: at most {allowed} for a borrower's own hardship request")
+
+
 def breathing_space(
     state: ContactState, request: StartBreathingSpace, profile: ContactProfile, now: datetime
 ) -> ContactState:

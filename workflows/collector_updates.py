@@ -106,7 +106,9 @@ class CollectorUpdates(CaseHandlers):
 
     @hardship_hold.validator
     def _validate_hardship_hold(self, request: HardshipHold, assertion: str | None = None) -> None:
-        self._verify(HARDSHIP_HOLD_UPDATE, request, assertion)
+        asserted = self._verify(HARDSHIP_HOLD_UPDATE, request, assertion)
+        if asserted.role == "borrower":
+            self._check(lambda: holds.borrower_hardship(self._profile(), request))
         self._check(lambda: holds.hardship_hold(self._rt.case.contact, request, self._rt.now()))
 
     @workflow.update(name=BREATHING_SPACE_UPDATE)

@@ -236,6 +236,10 @@ class CollectionStatus(BaseModel):
         default=None,
         description="what the borrower may arrange alone for these arrears (None: promise and pay only)",
     )
+    borrower_hardship_hold_days: int | None = Field(
+        default=None,
+        description="days a borrower's own hardship request pauses collection (None: review only)",
+    )
     waived_total_minor: int = 0
     waivers: list[Waiver] = Field(default_factory=list)
     stage_hold: StageHoldState | None = Field(

@@ -80,6 +80,7 @@ def status(
         repayment_plan=case.open_plan or (case.plans[-1] if case.plans else None),
         settlement=case.open_settlement or (case.settlements[-1] if case.settlements else None),
         borrower_plan=band_for(case.strategy.borrower_plans, case.arrears_minor, case.loan.currency),
+        borrower_hardship_hold_days=case.profile.borrower_hardship_hold_days if case.profile else None,
         waived_total_minor=case.waived_total_minor,
         waivers=case.waivers,
         stage_hold=case.stage_hold if stage_hold_active(case.stage_hold, now) else None,

@@ -16,18 +16,21 @@ import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from authority.signer import Actor
 from borrower.actions import plan_offer
 from borrower.app import COOKIE
 from borrower.texts import texts_for
 from domain.borrower_plans import band_for
+from domain.holds import HardshipHold
 from domain.strategy import default_strategy
-from starter.api import CollectionsStarter, ContactNotAllowed
+from starter.api import CollectionsStarter, ContactNotAllowed, RequestRefused
 from tests.admin.conftest import zone_at
 from tests.authority.keys import COLLECTOR
 from tests.borrower.conftest import KeptCodes, cn_loan, csrf, message_link, running, us_loan, verified
 from tests.browser import conftest as browser_conftest
 from tests.workflows.conftest import make_loan
 from tests.workflows.fakes import FakeActivities
+from workflows.messages import HARDSHIP_HOLD_UPDATE
 
 pytestmark = pytest.mark.asyncio
 
@@ -257,6 +260,33 @@ async def test_the_bounds_in_english_and_no_plan_without_a_band() -> None:
     assert nothing == {"plan_offer": None, "promise_bounds": None, "settle_offer": None}
 
 
+async def test_a_hardship_request_on_a_us_loan_pauses_collection_as_the_profile_says(
+    local_client: Client,
+    task_queue: str,
+    starter: CollectionsStarter,
+    db_pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    codes: KeptCodes,
+) -> None:
+    async with running(us_loan(zone_at(12).key), local_client, task_queue, starter, db_pool) as loan:
+        path = await message_link(db_pool, loan, locale="en")
+        page = await verified(client, codes, path)
+        done = await client.post(
+            f"{path}/hardship",
+            data={"csrf": csrf(page), "income": "900", "spending": "1200", "dependants": "1"},
+        )
+        assert done.status_code == 200 and "paused collection for 30 days" in done.text
+        status = await starter.status(loan.loan_id)
+        assert status.borrower_hardship_hold_days == 30
+        assert status.contact is not None and status.contact.hardship_until is not None
+        # The workflow holds the borrower to the profile: a longer pause asked directly is refused.
+        longer = HardshipHold(collector="borrower", days=60, note="asked directly")
+        with pytest.raises(RequestRefused, match="days: at most 30"):
+            await starter.collector_action(
+                loan.loan_id, HARDSHIP_HOLD_UPDATE, longer, actor=Actor("borrower", "borrower")
+            )
+
+
 async def test_a_dispute_on_a_us_loan_stops_contact(
     local_client: Client,
     task_queue: str,
@@ -300,9 +330,10 @@ async def test_hardship_preferences_and_call_back(
         done = await client.post(
             f"{path}/hardship", data={"csrf": token, "income": "0", "spending": "2500", "dependants": "2"}
         )
-        assert done.status_code == 200 and "暂停催收30天" in done.text
+        # China's profile gives a borrower's own hardship request no hold: a collector reviews it.
+        assert done.status_code == 200 and "工作人员将审核您的情况并与您联系" in done.text
         status = await starter.status(loan.loan_id)
-        assert status.contact is not None and status.contact.hardship_until is not None
+        assert status.contact is not None and status.contact.hardship_until is None
         task = await db_pool.fetchrow(
             "SELECT kind, note, pool FROM collector_tasks "
             "WHERE loan_id = $1 AND step_key = 'borrower:hardship'",
