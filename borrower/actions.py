@@ -81,6 +81,26 @@ def _refused(reason: str, fields: Mapping[str, str], default: str, t: Text) -> O
     return Outcome(errors={fields.get(name, default): t("refused", reason=reason)})
 
 
+# The request fields of a promise or a settlement -> the form inputs a refusal is shown beside.
+AMOUNT_AND_DATE = {"amount_minor": "amount", "due_date": "due_date"}
+
+
+def _amount_and_date(
+    form: Mapping[str, str], status: CollectionStatus, t: Text
+) -> tuple[int, date] | Outcome:
+    """The amount and date of a promise or settlement form, or the Outcome naming what is not one."""
+    amount = minor_units(form.get("amount", ""), status.currency)
+    due = _date(form.get("due_date", ""))
+    errors = {}
+    if amount is None:
+        errors["amount"] = t("number")
+    if due is None:
+        errors["due_date"] = t("date")
+    if errors or amount is None or due is None:
+        return Outcome(errors=errors)
+    return amount, due
+
+
 class BorrowerActions:
     def __init__(self, starter: CollectionsStarter, pool: asyncpg.Pool) -> None:
         self.starter = starter
@@ -89,21 +109,16 @@ class BorrowerActions:
     async def promise(
         self, loan_id: str, status: CollectionStatus, form: Mapping[str, str], t: Text
     ) -> Outcome:
-        amount = minor_units(form.get("amount", ""), status.currency)
-        due = _date(form.get("due_date", ""))
-        errors = {}
-        if amount is None:
-            errors["amount"] = t("number")
-        if due is None:
-            errors["due_date"] = t("date")
-        if errors or amount is None or due is None:
-            return Outcome(errors=errors)
+        read = _amount_and_date(form, status, t)
+        if isinstance(read, Outcome):
+            return read
+        amount, due = read
         try:
             await self.starter.promise(loan_id, amount, due, BORROWER.name, actor=BORROWER)
         except PromiseRejected as refused:
-            return _refused(refused.reason, {"amount_minor": "amount", "due_date": "due_date"}, "amount", t)
+            return _refused(refused.reason, AMOUNT_AND_DATE, "amount", t)
         except InvalidRequest as invalid:
-            return _refused(str(invalid), {"amount_minor": "amount", "due_date": "due_date"}, "amount", t)
+            return _refused(str(invalid), AMOUNT_AND_DATE, "amount", t)
         return Outcome(
             "promise_ok", {"amount": format_money(amount, status.currency), "date": due.isoformat()}
         )
@@ -138,21 +153,16 @@ class BorrowerActions:
         self, loan_id: str, status: CollectionStatus, form: Mapping[str, str], t: Text
     ) -> Outcome:
         """A settlement the borrower proposes: the workflow accepts it only at or above the band's floor."""
-        amount = minor_units(form.get("amount", ""), status.currency)
-        due = _date(form.get("due_date", ""))
-        errors = {}
-        if amount is None:
-            errors["amount"] = t("number")
-        if due is None:
-            errors["due_date"] = t("date")
-        if errors or amount is None or due is None:
-            return Outcome(errors=errors)
+        read = _amount_and_date(form, status, t)
+        if isinstance(read, Outcome):
+            return read
+        amount, due = read
         try:
             await self.starter.approve_settlement(loan_id, amount, due, BORROWER.name, actor=BORROWER)
         except RequestRefused as refused:
-            return _refused(refused.reason, {"amount_minor": "amount", "due_date": "due_date"}, "amount", t)
+            return _refused(refused.reason, AMOUNT_AND_DATE, "amount", t)
         except InvalidRequest as invalid:
-            return _refused(str(invalid), {"amount_minor": "amount", "due_date": "due_date"}, "amount", t)
+            return _refused(str(invalid), AMOUNT_AND_DATE, "amount", t)
         return Outcome(
             "settle_ok", {"amount": format_money(amount, status.currency), "date": due.isoformat()}
         )
