@@ -314,6 +314,10 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
                 contracts.JournalReceipt,
                 f"journal: {len(batch)} entries",
                 CASE_RETRY,
+                # A local activity: the step's own workflow task writes its journal (issue 12: one activity
+                # and two workflow tasks per step instead of two and three). Idempotent by entry key, so a
+                # task retried after a worker crash writes nothing twice.
+                local=True,
             )
             if receipt is None:
                 return

@@ -66,10 +66,16 @@ class CaseRuntime:
         summary: str,
         retry: RetryPolicy,
         start_to_close: timedelta = ACTIVITY_TIMEOUT,
+        local: bool = False,
     ) -> Any:
-        """Run an activity; raises ActivityFailed with the error type when it failed for good."""
+        """Run an activity; raises ActivityFailed with the error type when it failed for good.
+
+        `local`: in this worker, inside the workflow task that asked for it (one marker event, no activity
+        task, no extra workflow task): for short idempotent writes to our own database, such as the journal.
+        """
+        run = workflow.execute_local_activity if local else workflow.execute_activity
         try:
-            return await workflow.execute_activity(
+            return await run(
                 name,
                 request,
                 result_type=result_type,
@@ -84,11 +90,17 @@ class CaseRuntime:
             raise ActivityFailed(kind) from None
 
     async def try_activity(
-        self, name: str, request: object, result_type: type, summary: str, retry: RetryPolicy
+        self,
+        name: str,
+        request: object,
+        result_type: type,
+        summary: str,
+        retry: RetryPolicy,
+        local: bool = False,
     ) -> Any:
         """Like `activity`, None when it failed for good."""
         try:
-            return await self.activity(name, request, result_type, summary, retry)
+            return await self.activity(name, request, result_type, summary, retry, local=local)
         except ActivityFailed:
             return None
 
