@@ -42,9 +42,7 @@ from admin.web import (
 
 log = structlog.get_logger()
 router = APIRouter()
-LOGIN_FAILED = (
-    "Wrong username or password. After many failed attempts, wait a few minutes before retrying."
-)
+LOGIN_FAILED = "Wrong username or password. After many failed attempts, wait a few minutes before retrying."
 TOTP_UNAVAILABLE = "Two-factor login is not available: the administrator must set OVERDUE_ADMIN_SECRET_KEY."
 CODE_FAILED = "Wrong or expired code: type the code your authenticator app shows now."
 

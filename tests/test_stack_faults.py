@@ -170,4 +170,3 @@ async def test_worker_sigterm_exits_within_its_grace_while_postgres_is_frozen(
             await worker.wait()
         await temporal.stop()
         await postgres.stop()
-

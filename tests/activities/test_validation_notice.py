@@ -205,4 +205,3 @@ async def test_bad_input_is_a_non_retryable_field_error_and_stores_nothing(
     assert (error.value.type, error.value.non_retryable) == (contracts.INVALID_REQUEST, True)
     assert error.value.message.startswith(f"{field}:")
     assert await db_pool.fetchval("SELECT count(*) FROM legal_documents WHERE loan_id = $1", loan_id) == 0
-

@@ -92,6 +92,7 @@ async def make_client(app: FastAPI) -> AsyncIterator[MakeClient]:
     for client in clients:
         await client.aclose()
 
+
 # Pools bind collectors to loans (admin/access.py): the loans of these tests are in segment "standard",
 # their hand-made tasks in pool "default".
 TEST_POOLS = ("default", "standard")

@@ -188,7 +188,9 @@ async def test_a_visit_after_the_borrower_ceased_contact_is_refused_for_as_long_
 ) -> None:
     loan = await start_loan(hour=12)
     await starter.collector_action(
-        loan.loan_id, CEASE_CONTACT_UPDATE, CeaseContact(collector="li.na", note="asked in writing"),
+        loan.loan_id,
+        CEASE_CONTACT_UPDATE,
+        CeaseContact(collector="li.na", note="asked in writing"),
         actor=Actor("li.na", "collector"),
     )
     client = await collector_client(make_client, make_user)
