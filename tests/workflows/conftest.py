@@ -23,6 +23,13 @@ from workflows.registry import WORKFLOWS
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
+def midday_zone(now: datetime) -> str:
+    """A fixed-offset IANA zone where it is early afternoon at `now`: for tests on the real clock (the dev
+    server, not time skipping) whose first step must be inside the contact hours whatever time they run."""
+    offset = (13 - now.astimezone(ZoneInfo("UTC")).hour + 12) % 24 - 12  # -12..11
+    return "Etc/UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
 def make_loan(
     now: datetime,
     *,
@@ -33,9 +40,10 @@ def make_loan(
     instalments: list[tuple[int, int]] | None = None,
     email: str | None = "li.lei@example.cn",
     postal_address: str | None = "上海市浦东新区世纪大道100号",
+    timezone: str = "Asia/Shanghai",
 ) -> Loan:
     """A CNY loan overdue for `dpd` borrower-local days; instalments as (days before today, amount)."""
-    today = now.astimezone(SHANGHAI).date()
+    today = now.astimezone(ZoneInfo(timezone)).date()
     overdue_since = today - timedelta(days=dpd)
     return Loan(
         loan_id=f"L-{uuid.uuid4().hex[:10]}",
@@ -44,7 +52,7 @@ def make_loan(
             phone="+8613800138000",
             email=email,
             locale="zh-CN",
-            timezone="Asia/Shanghai",
+            timezone=timezone,
             postal_address=postal_address,
         ),
         currency="CNY",

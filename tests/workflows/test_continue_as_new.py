@@ -7,6 +7,7 @@ signals land while the flush before the rollover runs: the race that once droppe
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from temporalio.client import Client
@@ -16,7 +17,7 @@ from domain.contact_profiles import default_profiles
 from domain.loan import Loan, Payment
 from domain.strategy import default_strategy
 from tests.authority.keys import signed
-from tests.workflows.conftest import make_loan
+from tests.workflows.conftest import make_loan, midday_zone
 from tests.workflows.fakes import FakeActivities
 from workflows.messages import (
     CLOSE_SIGNAL,
@@ -51,12 +52,18 @@ async def test_continue_as_new_keeps_payments_journal_and_dedup(
     local_client: Client, task_queue: str
 ) -> None:
     fakes = FakeActivities(journal_delay=0.05)
-    loan = make_loan(datetime.now(UTC), dpd=4, amount=1_000_000)
+    now = datetime.now(UTC)  # the dev server's real clock: the first step must be due at once
+    loan = make_loan(now, dpd=4, amount=1_000_000, timezone=midday_zone(now))
     async with Worker(local_client, task_queue=task_queue, workflows=WORKFLOWS, activities=fakes.all()):
         first_run = await _start(local_client, task_queue, loan)
         handle = signed(local_client).get_workflow_handle(
             workflow_id(loan.loan_id), result_type=CollectionStatus
         )
+        # The step due at the start has run before the payments arrive (else they could decide it away).
+        for _ in range(400):
+            if fakes.of("send_message"):
+                break
+            await asyncio.sleep(0.025)
         for n in range(120):
             await handle.signal(PAYMENT_SIGNAL, _payment(n))
         # The first payment again, after the rollovers: still counted once.
