@@ -48,6 +48,7 @@ from activities.contracts import (
     ValidationNoticeReceipt,
     ValidationNoticeRequest,
 )
+from activities.heartbeats import heartbeating
 from activities.messaging import DEFAULT_PAY_URL, ChannelAdapter, OutboxAdapter, TemplateCatalogue
 from observability import activity_metrics
 
@@ -162,6 +163,7 @@ class CollectionActivities:
         return receipt
 
     @activity.defn(name=contracts.PLACE_WITH_AGENCY)
+    @heartbeating
     async def place_with_agency(self, request: PlacementRequest) -> PlacementReceipt:
         receipt = await self._agencies.place(request)
         log.info(
@@ -175,6 +177,7 @@ class CollectionActivities:
         return receipt
 
     @activity.defn(name=contracts.RECALL_FROM_AGENCY)
+    @heartbeating
     async def recall_from_agency(self, request: RecallRequest) -> RecallReceipt:
         receipt = await self._agencies.recall(request)
         log.info(
@@ -187,6 +190,7 @@ class CollectionActivities:
         return receipt
 
     @activity.defn(name=contracts.GENERATE_LAWYER_LETTER)
+    @heartbeating
     async def generate_lawyer_letter(self, request: LawyerLetterRequest) -> LawyerLetterReceipt:
         receipt = await legal.generate_lawyer_letter(self._pool, request)
         activity_metrics.document_stored("lawyer_letter", first_time=not receipt.duplicate)
@@ -215,6 +219,7 @@ class CollectionActivities:
         return receipt
 
     @activity.defn(name=contracts.REFER_TO_LITIGATION)
+    @heartbeating
     async def refer_to_litigation(self, request: LitigationReferralRequest) -> LitigationReferralReceipt:
         receipt = await legal.refer_to_litigation(self._pool, request)
         activity_metrics.referred(request, first_time=not receipt.duplicate)

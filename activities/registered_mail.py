@@ -24,6 +24,7 @@ from activities import contracts
 from activities.contracts import RegisteredMailReceipt, RegisteredMailRequest
 from activities.db import Connection, find_by_key, insert_once
 from activities.errors import permanent, rejected_data_is_permanent, require_same_loan
+from activities.heartbeats import heartbeating
 from observability import activity_metrics
 
 log = structlog.get_logger("overdue.activities")
@@ -142,6 +143,7 @@ class RegisteredMail:
         self._adapter = adapter if adapter is not None else SandboxRegisteredMail(pool)
 
     @activity.defn(name=contracts.DISPATCH_REGISTERED_MAIL)
+    @heartbeating
     async def dispatch_registered_mail(self, request: RegisteredMailRequest) -> RegisteredMailReceipt:
         receipt = await self._adapter.dispatch(request)
         activity_metrics.mail_dispatched(first_time=not receipt.duplicate)

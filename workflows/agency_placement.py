@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
+    from activities.heartbeats import HEARTBEAT_TIMEOUT
     from domain.clock import CollectionsClock
     from workflows.retries import CASE_RETRY
 
@@ -65,6 +66,7 @@ class AgencyPlacementWorkflow:
                 request,
                 result_type=contracts.PlacementReceipt,
                 start_to_close_timeout=timedelta(seconds=60),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=CASE_RETRY,
                 summary=f"place for {request.period_days} days",
             )
@@ -99,6 +101,7 @@ class AgencyPlacementWorkflow:
             ),
             result_type=contracts.RecallReceipt,
             start_to_close_timeout=timedelta(seconds=60),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=CASE_RETRY,
             summary=f"recall from {placed.agency_name}: {reason}",
         )

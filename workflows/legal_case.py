@@ -16,6 +16,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities import contracts
+    from activities.heartbeats import HEARTBEAT_TIMEOUT
     from domain.calendar import end_of_local_day
     from domain.clock import CollectionsClock
     from workflows.retries import CASE_RETRY
@@ -96,6 +97,7 @@ class LegalCaseWorkflow:
             letter_request,
             result_type=contracts.LawyerLetterReceipt,
             start_to_close_timeout=timedelta(minutes=2),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=CASE_RETRY,
             summary=f"lawyer's letter ({letter_request.locale}), respond by {letter_request.respond_by}",
         )
@@ -120,6 +122,7 @@ class LegalCaseWorkflow:
             ),
             result_type=contracts.RegisteredMailReceipt,
             start_to_close_timeout=timedelta(seconds=60),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=CASE_RETRY,
             summary="send the letter by registered mail",
         )
@@ -173,6 +176,7 @@ class LegalCaseWorkflow:
             ),
             result_type=contracts.LitigationReferralReceipt,
             start_to_close_timeout=timedelta(seconds=60),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=CASE_RETRY,
             summary="refer to litigation with the documents bundle",
         )

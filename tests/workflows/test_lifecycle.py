@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from activities import contracts
+from activities.heartbeats import HEARTBEAT_TIMEOUT
 from domain.loan import Payment
 from domain.promise import PromiseRequest
 from domain.strategy import default_strategy
@@ -306,10 +307,27 @@ async def test_legal_case_sends_the_letter_waits_the_window_then_refers(harness:
     assert result.outcome == "litigation"
     referral = harness.fakes.of(contracts.REFER_TO_LITIGATION)[0]
     assert referral.document_ids == ["doc-1"]
-    legal = await harness.client.get_workflow_handle(
+    legal_handle = harness.client.get_workflow_handle(
         child_workflow_id(workflow_id(loan.loan_id), loan.overdue_since, "legal")
-    ).result()
+    )
+    legal = await legal_handle.result()
     assert legal["ended"] == "referred" and legal["tracking_reference"] == "RR000000000CN"
+    # The legal activities can run for minutes: each is scheduled with a heartbeat timeout, so a worker that
+    # dies mid-activity is noticed within it rather than at the start-to-close timeout.
+    history = await legal_handle.fetch_history()
+    scheduled = {
+        attributes.activity_type.name: attributes
+        for attributes in (e.activity_task_scheduled_event_attributes for e in history.events)
+        if attributes.activity_id
+    }
+    assert set(scheduled) == {
+        contracts.GENERATE_LAWYER_LETTER,
+        contracts.DISPATCH_REGISTERED_MAIL,
+        contracts.REFER_TO_LITIGATION,
+    }
+    for attributes in scheduled.values():
+        assert attributes.heartbeat_timeout.ToTimedelta() == HEARTBEAT_TIMEOUT
+        assert attributes.start_to_close_timeout.ToTimedelta() > HEARTBEAT_TIMEOUT
 
 
 async def test_property_preservation_is_requested_when_the_strategy_says_so(harness: Harness) -> None:
