@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -21,6 +19,7 @@ from admin.settings import AdminSettings
 from admin.users import User, create_user
 from domain.strategy import default_strategy
 from starter.api import CollectionsStarter
+from tests.workflows.conftest import zone_at as zone_at  # re-exported: the admin tests' zones
 
 PASSWORD = "correct horse battery"
 # The whole test session shares one database and every ASGI client comes from 127.0.0.1: the per-address
@@ -31,15 +30,6 @@ SETTINGS = AdminSettings(
 
 MakeUser = Callable[[str], Awaitable[User]]
 MakeClient = Callable[[], Awaitable[httpx.AsyncClient]]
-
-
-def zone_at(hour: int) -> ZoneInfo:
-    """A fixed-offset zone (no DST) where the wall clock shows `hour` o'clock now."""
-    offset = (hour - datetime.now(UTC).hour) % 24
-    if offset > 14:
-        offset -= 24
-    # POSIX-style names: Etc/GMT-8 is UTC+08:00.
-    return ZoneInfo("Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}")
 
 
 def csrf_of(html: str) -> str:

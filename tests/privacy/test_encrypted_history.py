@@ -31,7 +31,7 @@ from privacy.keyring import ensure_dev_keyring
 from stack.settings import Settings
 from starter.api import CollectionsStarter
 from starter.connect import connect
-from tests.workflows.conftest import make_loan
+from tests.workflows.conftest import make_loan, zone_at
 from tests.workflows.fakes import FakeActivities
 from workflows.registry import WORKFLOWS
 
@@ -106,7 +106,7 @@ async def test_history_holds_no_borrower_data_and_erasure_makes_it_unreadable(
     raw = Client(**config)
     starter = CollectionsStarter(client, task_queue=task_queue, strategy=default_strategy())
     provider = BouncingProvider()
-    loan = make_loan(datetime.now(UTC), dpd=3)
+    loan = make_loan(datetime.now(UTC), dpd=3, timezone=zone_at(13).key)  # first step due at once
     async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=provider.all()):
         assert await starter.start_loan(loan) == "started"
         status = await starter.status(loan.loan_id)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest_asyncio
@@ -23,11 +23,15 @@ from workflows.registry import WORKFLOWS
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def midday_zone(now: datetime) -> str:
-    """A fixed-offset IANA zone where it is early afternoon at `now`: for tests on the real clock (the dev
-    server, not time skipping) whose first step must be inside the contact hours whatever time they run."""
-    offset = (13 - now.astimezone(ZoneInfo("UTC")).hour + 12) % 24 - 12  # -12..11
-    return "Etc/UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+def zone_at(hour: int) -> ZoneInfo:
+    """A fixed-offset zone (no DST) where the wall clock shows `hour` o'clock now: for tests on the real clock
+    (the dev server, not time skipping) that need the borrower inside or outside the contact hours whatever
+    time they run."""
+    offset = (hour - datetime.now(UTC).hour) % 24
+    if offset > 14:
+        offset -= 24
+    # POSIX-style names: Etc/GMT-8 is UTC+08:00.
+    return ZoneInfo("Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}")
 
 
 def make_loan(

@@ -17,7 +17,7 @@ from domain.contact_profiles import default_profiles
 from domain.loan import Loan, Payment
 from domain.strategy import default_strategy
 from tests.authority.keys import signed
-from tests.workflows.conftest import make_loan, midday_zone
+from tests.workflows.conftest import make_loan, zone_at
 from tests.workflows.fakes import FakeActivities
 from workflows.messages import (
     CLOSE_SIGNAL,
@@ -52,8 +52,8 @@ async def test_continue_as_new_keeps_payments_journal_and_dedup(
     local_client: Client, task_queue: str
 ) -> None:
     fakes = FakeActivities(journal_delay=0.05)
-    now = datetime.now(UTC)  # the dev server's real clock: the first step must be due at once
-    loan = make_loan(now, dpd=4, amount=1_000_000, timezone=midday_zone(now))
+    # The dev server's real clock: the borrower lives where it is 13:00, so the first step is due at once.
+    loan = make_loan(datetime.now(UTC), dpd=4, amount=1_000_000, timezone=zone_at(13).key)
     async with Worker(local_client, task_queue=task_queue, workflows=WORKFLOWS, activities=fakes.all()):
         first_run = await _start(local_client, task_queue, loan)
         handle = signed(local_client).get_workflow_handle(
