@@ -108,7 +108,16 @@ async def one_side(
             await wait_for_rows(stack.pool, query, pattern, numbers.stop, 120 + numbers.stop * 0.5)
             await asyncio.sleep(1)
             rss[numbers.stop] = round(worker.rss() / 2**20, 1)
-            print(f"  {kind}: {numbers.stop} open, worker RSS {rss[numbers.stop]} MiB", file=sys.stderr)
+            # Also the running figures, so a long run stopped early still says what it measured.
+            open_loans, elapsed = numbers.stop, time.time() - began
+            database = (await stack.database_bytes() - database_before) / open_loans
+            temporal = (stack.temporal_bytes() - temporal_before) / open_loans
+            print(
+                f"  {kind}: {open_loans} open after {elapsed:.0f} s ({open_loans / elapsed:.1f} loans/s), "
+                f"worker RSS {rss[open_loans]} MiB, per loan PostgreSQL {database:.0f} B, "
+                f"Temporal {temporal:.0f} B",
+                file=sys.stderr,
+            )
     started = time.time()
     done = await wait_for_rows(stack.pool, query, pattern, loans, 120 + loans * 0.5)
     await asyncio.sleep(3)
