@@ -114,7 +114,12 @@ class FaultStack:
         from stack.sandbox import agency
         from starter.connect import connect
 
-        prepare_stack(self.state_dir)  # signing keys for this process, the trust ring for the worker
+        # Signing keys for this process, the trust ring for the worker: this scenario's own. prepare_stack
+        # only sets them when unset (an operator's explicit files win in `make run`), so the previous
+        # scenario's (whose state dir is gone) are dropped first: with them the next worker cannot start.
+        for name in ("OVERDUE_SIGNING_KEY_FILES", "OVERDUE_TRUSTED_KEYS_FILE"):
+            os.environ.pop(name, None)
+        prepare_stack(self.state_dir)
         ensure_dev_keyring(self.state_dir)
         await asyncio.gather(self.temporal.start(), self.postgres.start())
         await apply_migrations(self.postgres.url)
