@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         NextStep,
     )
     from workflows.retries import CASE_RETRY
-    from workflows.runtime import CaseRuntime
+    from workflows.runtime import ActivityFailed, CaseRuntime
     from workflows.steps import WRITE_OFF, StepRunner
     from workflows.validation_notice import NoticeDesk
 
@@ -308,19 +308,20 @@ class LoanCollectionWorkflow(CaseMessages, CollectorUpdates, ArrangementUpdates)
             if not pending and not changed:
                 return
             batch = pending[:JOURNAL_BATCH]
-            receipt = await rt.try_activity(
-                contracts.RECORD_JOURNAL,
-                contracts.JournalBatch(entries=batch, snapshot=snapshot),
-                contracts.JournalReceipt,
-                f"journal: {len(batch)} entries",
-                CASE_RETRY,
-                # A local activity: the step's own workflow task writes its journal (issue 12: one activity
-                # and two workflow tasks per step instead of two and three). Idempotent by entry key, so a
-                # task retried after a worker crash writes nothing twice.
-                local=True,
-            )
-            if receipt is None:
-                return
+            try:
+                await rt.activity(
+                    contracts.RECORD_JOURNAL,
+                    contracts.JournalBatch(entries=batch, snapshot=snapshot),
+                    contracts.JournalReceipt,
+                    f"journal: {len(batch)} entries",
+                    CASE_RETRY,
+                    # A local activity: the step's own workflow task writes its journal (issue 12: one
+                    # activity and two workflow tasks per step instead of two and three). Idempotent by entry
+                    # key, so a task retried after a worker crash writes nothing twice.
+                    local=True,
+                )
+            except ActivityFailed:
+                return  # the batch stays pending for the next flush
             del pending[: len(batch)]  # only what was written; handlers may have appended meanwhile
             self._snapshot_sent = snapshot
             if not all_of_it and len(pending) < JOURNAL_BATCH:

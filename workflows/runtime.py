@@ -90,17 +90,11 @@ class CaseRuntime:
             raise ActivityFailed(kind) from None
 
     async def try_activity(
-        self,
-        name: str,
-        request: object,
-        result_type: type,
-        summary: str,
-        retry: RetryPolicy,
-        local: bool = False,
+        self, name: str, request: object, result_type: type, summary: str, retry: RetryPolicy
     ) -> Any:
         """Like `activity`, None when it failed for good."""
         try:
-            return await self.activity(name, request, result_type, summary, retry, local=local)
+            return await self.activity(name, request, result_type, summary, retry)
         except ActivityFailed:
             return None
 
