@@ -8,7 +8,7 @@ anything is sent, or the workflow's reason for refusing, shown next to the field
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -101,6 +101,27 @@ def _amount_and_date(
     return amount, due
 
 
+async def _amount_by_date(
+    status: CollectionStatus,
+    form: Mapping[str, str],
+    t: Text,
+    send: Callable[[int, date], Awaitable[None]],
+    done: str,
+) -> Outcome:
+    """A promise or a settlement: read amount and date, send them, map a refusal to the amount field."""
+    read = _amount_and_date(form, status, t)
+    if isinstance(read, Outcome):
+        return read
+    amount, due = read
+    try:
+        await send(amount, due)
+    except (PromiseRejected, RequestRefused) as refused:
+        return _refused(refused.reason, AMOUNT_AND_DATE, "amount", t)
+    except InvalidRequest as invalid:
+        return _refused(str(invalid), AMOUNT_AND_DATE, "amount", t)
+    return Outcome(done, {"amount": format_money(amount, status.currency), "date": due.isoformat()})
+
+
 class BorrowerActions:
     def __init__(self, starter: CollectionsStarter, pool: asyncpg.Pool) -> None:
         self.starter = starter
@@ -109,19 +130,10 @@ class BorrowerActions:
     async def promise(
         self, loan_id: str, status: CollectionStatus, form: Mapping[str, str], t: Text
     ) -> Outcome:
-        read = _amount_and_date(form, status, t)
-        if isinstance(read, Outcome):
-            return read
-        amount, due = read
-        try:
+        async def send(amount: int, due: date) -> None:
             await self.starter.promise(loan_id, amount, due, BORROWER.name, actor=BORROWER)
-        except PromiseRejected as refused:
-            return _refused(refused.reason, AMOUNT_AND_DATE, "amount", t)
-        except InvalidRequest as invalid:
-            return _refused(str(invalid), AMOUNT_AND_DATE, "amount", t)
-        return Outcome(
-            "promise_ok", {"amount": format_money(amount, status.currency), "date": due.isoformat()}
-        )
+
+        return await _amount_by_date(status, form, t, send, "promise_ok")
 
     async def plan(self, loan_id: str, status: CollectionStatus, form: Mapping[str, str], t: Text) -> Outcome:
         first = _date(form.get("first", ""))
@@ -153,19 +165,11 @@ class BorrowerActions:
         self, loan_id: str, status: CollectionStatus, form: Mapping[str, str], t: Text
     ) -> Outcome:
         """A settlement the borrower proposes: the workflow accepts it only at or above the band's floor."""
-        read = _amount_and_date(form, status, t)
-        if isinstance(read, Outcome):
-            return read
-        amount, due = read
-        try:
+
+        async def send(amount: int, due: date) -> None:
             await self.starter.approve_settlement(loan_id, amount, due, BORROWER.name, actor=BORROWER)
-        except RequestRefused as refused:
-            return _refused(refused.reason, AMOUNT_AND_DATE, "amount", t)
-        except InvalidRequest as invalid:
-            return _refused(str(invalid), AMOUNT_AND_DATE, "amount", t)
-        return Outcome(
-            "settle_ok", {"amount": format_money(amount, status.currency), "date": due.isoformat()}
-        )
+
+        return await _amount_by_date(status, form, t, send, "settle_ok")
 
     async def dispute(self, loan_id: str, form: Mapping[str, str], t: Text) -> Outcome:
         text = " ".join(form.get("text", "").split())
