@@ -288,6 +288,21 @@ async def watch_servers(
         await asyncio.sleep(interval)
 
 
+# A server killed from outside breaks its clients' connections before it has finished dying (PostgreSQL's
+# postmaster stops its backends first), so the worker or the agency sync can fail first with a bare
+# "connection closed". Before reporting such a failure, wait this long for the cause to show.
+CAUSE_WAIT = 5.0
+
+
+async def died_meanwhile(temporal: ResolvedTemporal | None, database: ResolvedDatabase | None) -> str | None:
+    """The sentence naming an embedded server that died within CAUSE_WAIT seconds, or None."""
+    if temporal is None or database is None:
+        return None
+    with contextlib.suppress(TimeoutError):
+        return await asyncio.wait_for(watch_servers(temporal, database, interval=CAUSE_WAIT / 20), CAUSE_WAIT)
+    return None
+
+
 async def serve(settings: StackSettings) -> int:
     from activities.db import create_pool
     from privacy.keyring import ensure_dev_keyring
@@ -315,6 +330,8 @@ async def serve(settings: StackSettings) -> int:
     timings: dict[str, float] = {}
     log_file = settings.state_dir / "logs" / "overdue.log"
     exit_code = 0
+    temporal: ResolvedTemporal | None = None
+    database: ResolvedDatabase | None = None
     try:
         install_metrics_runtime(settings, host="127.0.0.1")
         from authority.dev import prepare_stack
@@ -444,7 +461,11 @@ async def serve(settings: StackSettings) -> int:
         exit_code = 1
     except Exception as error:
         log.exception("make run failed")
-        _say(f"\nmake run failed: {type(error).__name__}: {error}\n(details in {_shown(log_file)})")
+        if (cause := await died_meanwhile(temporal, database)) is not None:
+            log.error("embedded server died", what=cause)
+            _say(f"\nmake run: {cause}\n(it broke: {type(error).__name__}: {error})")
+        else:
+            _say(f"\nmake run failed: {type(error).__name__}: {error}\n(details in {_shown(log_file)})")
         exit_code = 1
     finally:
         for name, cleanup in reversed(cleanups):

@@ -66,6 +66,36 @@ def _descendants_alive(pids: list[int]) -> list[int]:
     return alive
 
 
+class _Server:
+    """Stands in for an embedded server handle: dies `after` seconds from now (never when None)."""
+
+    def __init__(self, pid: int, after: float | None) -> None:
+        self.pid = pid
+        self._dies_at = None if after is None else time.monotonic() + after
+
+    def exited(self) -> str | None:
+        return "gone" if self._dies_at is not None and time.monotonic() >= self._dies_at else None
+
+
+async def test_a_failure_is_blamed_on_a_server_that_dies_just_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    # PostgreSQL's postmaster closes its backends' connections before it exits itself: the worker's
+    # "connection closed" arrives first, and `make run` must still name the dead server.
+    from stack import run
+    from stack.embedded import ResolvedDatabase, ResolvedTemporal
+
+    temporal = ResolvedTemporal("localhost:1", _Server(11, after=None))  # type: ignore[arg-type]
+    dying = ResolvedDatabase("postgresql://x", _Server(22, after=0.5))  # type: ignore[arg-type]
+    assert await run.died_meanwhile(temporal, dying) == (
+        "the embedded PostgreSQL (pid 22) died (gone): stopping everything else"
+    )
+    monkeypatch.setattr(run, "CAUSE_WAIT", 0.3)
+    healthy = ResolvedDatabase("postgresql://x", _Server(22, after=None))  # type: ignore[arg-type]
+    started = time.monotonic()
+    assert await run.died_meanwhile(temporal, healthy) is None  # a plain failure is reported as itself
+    assert time.monotonic() - started < 2
+    assert await run.died_meanwhile(None, None) is None  # failed before the servers were resolved
+
+
 @pytest.mark.parametrize("victim", ["temporal", "postgres"])
 async def test_make_run_stops_cleanly_when_an_embedded_server_dies(state_base: Path, victim: str) -> None:
     state = state_base / "state"
