@@ -455,7 +455,7 @@ async def serve(settings: StackSettings) -> int:
             raise StackError(died)
         if worker.done() and not stop.is_set():
             worker.result()  # raises what killed it
-            raise StackError("the worker stopped on its own")
+            raise StackError(await died_meanwhile(temporal, database) or "the worker stopped on its own")
     except (EmbeddedServerError, StackError, AdminUIError) as error:
         _say(f"\nmake run: {error}")
         exit_code = 1
