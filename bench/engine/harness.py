@@ -273,12 +273,21 @@ def order(repetition: int) -> tuple[str, str]:
     return ("product", "baseline") if repetition % 2 == 0 else ("baseline", "product")
 
 
-def report(benchmark: str, parameters: dict[str, Any], measures: Sequence[Measure], out: Path | None) -> None:
+def report(
+    benchmark: str,
+    parameters: dict[str, Any],
+    measures: Sequence[Measure],
+    out: Path | None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Print the JSON (and write it to `out`) and a Markdown table; `extra` (e.g. running figures) goes into
+    the JSON beside the measures, so the file holds everything the run printed."""
     document = {
         "benchmark": benchmark,
         "date": date.today().isoformat(),
         "parameters": parameters,
         "measures": {m.name: m.figures() for m in measures},
+        **(extra or {}),
     }
     text = json.dumps(document, indent=2)
     if out:

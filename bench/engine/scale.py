@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import time
@@ -186,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "sides": args.sides,
     }
     measures, extra = asyncio.run(run(args))
-    print(json.dumps(extra, indent=2))
-    report("scale", parameters, measures, args.json)
+    report("scale", parameters, measures, args.json, extra)
     return 0
 
 

@@ -61,3 +61,14 @@ def test_report_prints_json_then_a_table_and_writes_the_json(
     assert document["measures"]["m"]["ratio"]["median"] == 2.0
     assert printed.startswith("{")
     assert "| m | 2 / 2 / 2 s | 1 / 1 / 1 s | 2 / 2 / 2 | <= 1.3x |" in printed
+
+
+def test_report_writes_the_extra_figures_into_the_same_json(tmp_path: Path) -> None:
+    # The 100,000-loan run's file once lacked its RSS-by-open-loans and task problems (printed only).
+    out = tmp_path / "scale.json"
+    extra = {"rss_by_open_loans": {"product": [{"1000": 321.9}]}, "workflow_task_problems": {"product": []}}
+    report("scale", {"loans": 1000}, [Measure("m", "/s", [19.1], [])], out, extra)
+
+    document = json.loads(out.read_text())
+    assert document["rss_by_open_loans"] == extra["rss_by_open_loans"]
+    assert document["measures"]["m"]["product"]["median"] == 19.1
