@@ -12,7 +12,7 @@ returned), loans per second to their first task (product) or first step (null), 
 PostgreSQL and to the Temporal dev server's SQLite file, the worker's RSS at each checkpoint and at the end
 (flat beyond the cache when the cache works), and workflow task timeouts and failures in 200 sampled
 histories. Each side of a repetition uses new ids; the database is shared, so byte figures are deltas.
-`--sides product` skips the null side (at 100,000 it doubles a run that takes about half an hour). Target
+`--sides product` skips the null side (at 100,000 it doubles a run of about 90 minutes on 2 cores). Target
 (issue 12): 100,000 open loans without a task timeout, figures recorded.
 """
 
