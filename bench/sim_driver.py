@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -40,6 +41,8 @@ from workflows import messages as m
 
 COLLECTOR = "sim.collector"
 MAX_SLEEP = timedelta(days=1)
+# The sleep RPC's own deadline: far past `stall_seconds`, so stalls are handled there, not by a timeout.
+SLEEP_RPC_DEADLINE = timedelta(hours=1)
 # Outcomes the simulated collector records on the call tasks it works, with their weights.
 CALL_OUTCOMES = (
     ("no_answer", 40),
@@ -171,8 +174,19 @@ class Driver:
 
     def _pending_sleep(self, delta: timedelta) -> asyncio.Future[None]:
         if self._sleeping is None:
-            self._sleeping = asyncio.ensure_future(self.env.sleep(delta))
+            self._sleeping = asyncio.ensure_future(self._server_sleep(delta))
         return self._sleeping
+
+    async def _server_sleep(self, delta: timedelta) -> None:
+        """`env.sleep(delta)` with a deadline of our own. WorkflowEnvironment.sleep leaves the RPC to the
+        client's default deadline for calls that are not long polls (30 s in the SDK core), and a simulated
+        day of 200 loans' work on a busy 2-core machine can take longer: the sleep then failed with "Timeout
+        expired" (seen once in a fresh-clone `make test`). How long is too long is `stall_seconds`' call."""
+        request = SleepRequest()
+        request.duration.FromTimedelta(delta)
+        await self.env.client.service_client.test_service.unlock_time_skipping_with_sleep(
+            request, timeout=SLEEP_RPC_DEADLINE
+        )
 
     async def _end_stuck_workflows(self) -> None:
         async def one(loan_id: str) -> None:
